@@ -1,0 +1,17 @@
+"""mmmixer: vision-MLP backbones (MS-MLP, PosMLP, Strip-MLP, Swin+MS-MLP) for OpenMMLab 2.0.
+
+Importing ``mmmixer`` does not import mmdet, mmseg or mmpretrain. Configs pull the models in with
+``custom_imports=dict(imports=['mmmixer.models'], allow_failed_imports=False)`` and refer to them as
+``type='mmmixer.MSMLP'``.
+
+It does register one thing globally: mmengine's loader for local checkpoint files is replaced by
+:func:`mmmixer.utils.checkpoint.safe_torch_load` (``weights_only=True`` plus a small allowlist of the
+objects mmengine's Runner writes), so that resuming and ``Pretrained`` from our own training checkpoints
+work on torch >= 2.6 without making every checkpoint file executable. See README "Checkpoint safety".
+"""
+from .utils.checkpoint import register_safe_checkpoint_loader
+from .version import __version__
+
+register_safe_checkpoint_loader()
+
+__all__ = ['__version__']

@@ -1,0 +1,1 @@
+"""Training-engine extensions of mmmixer (optimizer wrapper constructors)."""

@@ -1,0 +1,3 @@
+from .ms_mlp import MSMLP
+
+__all__ = ['MSMLP']

@@ -1,0 +1,23 @@
+"""MMEngine registries of mmmixer (the mmyolo pattern: one child of each mmengine root registry).
+
+Every registry has ``scope='mmmixer'`` and is a direct child of the mmengine root, so ``'mmmixer.X'``
+resolves from configs whose ``default_scope`` is mmpretrain, mmdet or mmseg, and ``locations`` imports
+our modules on first use. Only public classes are registered; internal blocks are built in Python
+(see ``../shared/reference/openmmlab.md`` §1.3: an unscoped ``MODELS.build`` under another default scope
+looks in the wrong registry).
+"""
+from mmengine.registry import MODELS as MMENGINE_MODELS
+from mmengine.registry import \
+    OPTIM_WRAPPER_CONSTRUCTORS as MMENGINE_OPTIM_WRAPPER_CONSTRUCTORS
+from mmengine.registry import Registry
+
+__all__ = ['MODELS', 'OPTIM_WRAPPER_CONSTRUCTORS']
+
+MODELS = Registry(
+    'model', parent=MMENGINE_MODELS, scope='mmmixer', locations=['mmmixer.models'])
+
+OPTIM_WRAPPER_CONSTRUCTORS = Registry(
+    'optimizer wrapper constructor',
+    parent=MMENGINE_OPTIM_WRAPPER_CONSTRUCTORS,
+    scope='mmmixer',
+    locations=['mmmixer.engine'])

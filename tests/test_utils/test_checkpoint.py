@@ -1,0 +1,84 @@
+"""Safe checkpoint loading: Runner checkpoints load, code-carrying pickles are refused without running."""
+import os.path as osp
+
+import pytest
+import torch
+
+from mmmixer.utils.checkpoint import (TRUST_ENV, CheckpointLoadError, InertObject,
+                                      load_foreign_checkpoint, safe_torch_load)
+
+
+class _Payload:
+    """Unpickling this would create a marker file (a stand-in for arbitrary code)."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, 'w'))
+
+
+def _evil_checkpoint(tmp_path):
+    marker = tmp_path / 'pwned'
+    path = tmp_path / 'evil.pth'
+    torch.save({'state_dict': {'w': torch.ones(2)}, 'meta': _Payload(str(marker))}, path)
+    return path, marker
+
+
+def test_code_carrying_checkpoint_is_refused_without_running(tmp_path, monkeypatch):
+    monkeypatch.delenv(TRUST_ENV, raising=False)
+    path, marker = _evil_checkpoint(tmp_path)
+    with pytest.raises(CheckpointLoadError) as err:
+        safe_torch_load(str(path))
+    assert str(path) in str(err.value) and f'{TRUST_ENV}=1' in str(err.value)
+    assert 'global io.open' in str(err.value)  # names what was refused
+    assert not marker.exists()
+    # the same refusal through mmengine's loader (Pretrained init, load_from, resume)
+    from mmengine.runner.checkpoint import CheckpointLoader
+    with pytest.raises(CheckpointLoadError):
+        CheckpointLoader.load_checkpoint(str(path), map_location='cpu')
+    assert not marker.exists()
+
+
+def test_opt_in_allows_full_unpickle(tmp_path, monkeypatch):
+    path, marker = _evil_checkpoint(tmp_path)
+    monkeypatch.setenv(TRUST_ENV, '1')
+    safe_torch_load(str(path))
+    assert marker.exists()  # proves the refusal above was real
+
+
+def test_foreign_loader_keeps_tensors_and_neutralises_objects(tmp_path):
+    path, marker = _evil_checkpoint(tmp_path)
+    ckpt = load_foreign_checkpoint(str(path))
+    assert torch.equal(ckpt['state_dict']['w'], torch.ones(2))
+    assert isinstance(ckpt['meta'], InertObject) and ckpt['meta'].qualname == 'io.open'
+    assert not marker.exists()
+
+
+def test_foreign_loader_on_official_golden_checkpoint(golden):
+    ckpt = load_foreign_checkpoint(osp.join(golden, 'msmlp_small-random.official.pth'))
+    assert set(ckpt) == {'model'}
+    assert all(isinstance(v, torch.Tensor) for v in ckpt['model'].values())
+
+
+def test_truncated_file_gives_one_clear_error(tmp_path):
+    good = tmp_path / 'good.pth'
+    torch.save({'state_dict': {'w': torch.randn(1000)}}, good)
+    data = good.read_bytes()
+    bad = tmp_path / 'truncated.pth'
+    bad.write_bytes(data[:len(data) // 2])
+    for loader in (safe_torch_load, load_foreign_checkpoint):
+        with pytest.raises(CheckpointLoadError, match=r'truncated\.pth.*not a readable torch checkpoint'):
+            loader(str(bad))
+    with pytest.raises(FileNotFoundError, match='does not exist'):
+        safe_torch_load(str(tmp_path / 'missing.pth'))
+
+
+def test_plain_pickle_objects_outside_allowlist_refused(tmp_path, monkeypatch):
+    monkeypatch.delenv(TRUST_ENV, raising=False)
+    import argparse
+    path = tmp_path / 'ns.pth'
+    torch.save({'args': argparse.Namespace(lr=1)}, path)
+    with pytest.raises(CheckpointLoadError, match='global argparse.Namespace'):
+        safe_torch_load(str(path))
+    assert load_foreign_checkpoint(str(path))['args'].qualname == 'argparse.Namespace'

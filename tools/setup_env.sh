@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Create (or reuse) the mmmixer CPU environment: a venv outside the clone with the decided stack
+#   torch 2.14.1 + torchvision 0.29.1, mmengine 0.10.7, mmcv 2.1.0 (built from source with ops),
+#   mmdet 3.3.0, mmsegmentation 1.2.2, mmpretrain 1.2.0, openmim 0.3.9, and mmmixer itself.
+# Idempotent: a second run checks a stamp and only reinstalls mmmixer from this checkout.
+#
+# Environment knobs:
+#   MMMIXER_HOME   cache root (default: ~/.cache/mmmixer); holds venv/ and wheels/
+#   MMMIXER_VENV   the venv to use (default: $MMMIXER_HOME/venv-<stack key>)
+#   MMMIXER_JOBS   parallel compile jobs for mmcv (default: nproc)
+# Prints the venv path as its last line ("VENV=<path>").
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+PY=${PYTHON:-python3}
+TORCH_VER=2.14.1
+TV_VER=0.29.1
+MMCV_VER=2.1.0
+STACK_KEY="py$($PY -c 'import sys;print(f"{sys.version_info[0]}{sys.version_info[1]}")')-torch${TORCH_VER}"
+MMMIXER_HOME=${MMMIXER_HOME:-$HOME/.cache/mmmixer}
+VENV=${MMMIXER_VENV:-$MMMIXER_HOME/venv-$STACK_KEY}
+WHEELS=$MMMIXER_HOME/wheels/$STACK_KEY
+REQ=$here/requirements/runtime-cpu.txt
+STAMP=$VENV/.mmmixer-stack-$(sha1sum "$REQ" "$0" | sha1sum | cut -c1-12)
+
+log() { printf '[setup_env] %s\n' "$*" >&2; }
+
+if [ ! -f "$STAMP" ]; then
+  t0=$(date +%s)
+  [ -x "$VENV/bin/python" ] || { log "creating venv $VENV"; $PY -m venv "$VENV"; }
+  pip=("$VENV/bin/python" -m pip --disable-pip-version-check)
+  log "base build tools"
+  "${pip[@]}" install -q 'pip>=24' 'setuptools>=77,<82' wheel ninja
+  log "torch $TORCH_VER + torchvision $TV_VER"
+  "${pip[@]}" install -q "torch==$TORCH_VER" "torchvision==$TV_VER"
+  mkdir -p "$WHEELS"
+  mmcv_whl=$(ls "$WHEELS"/mmcv-$MMCV_VER-*.whl 2>/dev/null | head -1 || true)
+  if [ -z "$mmcv_whl" ]; then
+    log "building mmcv $MMCV_VER with ops from the PyPI sdist (about 16 min on 2 cores; cached in $WHEELS)"
+    bdir=$(mktemp -d)
+    # mmcv's setup.py imports these at build time (and pip download runs it to read the metadata)
+    "${pip[@]}" install -q 'numpy>=2' packaging addict yapf pyyaml opencv-python-headless
+    "${pip[@]}" download -q --no-deps --no-build-isolation --no-binary :all: "mmcv==$MMCV_VER" -d "$bdir"
+    tar -xzf "$bdir"/mmcv-$MMCV_VER.tar.gz -C "$bdir"
+    src="$bdir/mmcv-$MMCV_VER"
+    # torch >= 2.10 headers require C++20; mmcv 2.1.0's setup.py asks for c++14/c++17.
+    sed -i -e 's/-std=c++14/-std=c++20/g' -e 's/-std=c++17/-std=c++20/g' "$src/setup.py"
+    grep -q 'std=c++20' "$src/setup.py" || { log "could not raise the C++ standard in mmcv setup.py"; exit 1; }
+
+    (cd "$src" && MMCV_WITH_OPS=1 FORCE_CUDA=0 MAX_JOBS=${MMMIXER_JOBS:-$(nproc)} \
+       "$VENV/bin/python" -m pip wheel -q --no-build-isolation --no-deps -w "$bdir/out" .)
+    cp "$bdir"/out/mmcv-*.whl "$WHEELS"/
+    rm -rf "$bdir"
+    mmcv_whl=$(ls "$WHEELS"/mmcv-$MMCV_VER-*.whl | head -1)
+  fi
+  log "installing $mmcv_whl and the OpenMMLab stack"
+  "${pip[@]}" install -q "$mmcv_whl" -r "$REQ"
+  "$VENV/bin/python" -c "import mmcv.ops, mmdet.models, mmseg.models, mmpretrain.models" \
+    || { log "the stack does not import"; exit 1; }
+  rm -f "$VENV"/.mmmixer-stack-*
+  touch "$STAMP"
+  log "environment ready in $(( $(date +%s) - t0 )) s"
+fi
+
+# mmmixer from this checkout, as a regular (non-editable) install so that `mim train mmmixer` finds .mim/
+log "installing mmmixer from $here"
+"$VENV/bin/python" -m pip --disable-pip-version-check install -q --no-deps --no-build-isolation --force-reinstall "$here" >&2
+echo "VENV=$VENV"

@@ -1,0 +1,61 @@
+"""Evaluate a checkpoint on any mmmixer config (mmpretrain, mmdet or mmseg task).
+
+    python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out results.pkl] [--cfg-options k=v ...]
+"""
+import argparse
+import os
+import os.path as osp
+
+from mmengine.config import Config, DictAction
+from mmengine.runner import Runner
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description='Test (evaluate) a model (mmmixer)')
+    parser.add_argument('config', help='test config file path')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('--work-dir', help='the dir to save logs and metrics')
+    parser.add_argument('--out', help='dump the predictions to this pickle file')
+    parser.add_argument('--trust-checkpoint', action='store_true',
+                        help='allow checkpoints whose pickled content could run code')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override settings of the config, key=value')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
+                        help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.trust_checkpoint:
+        os.environ['MMMIXER_TRUST_CHECKPOINTS'] = '1'
+    import mmmixer  # noqa: F401  (installs the safe checkpoint loader)
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    cfg.launcher = args.launcher
+    if args.launcher != 'none':
+        import torch
+        if not torch.cuda.is_available():
+            cfg.setdefault('env_cfg', dict()).setdefault('dist_cfg', dict())['backend'] = 'gloo'
+    cfg.work_dir = args.work_dir or cfg.get('work_dir') or osp.join(
+        './work_dirs', osp.splitext(osp.basename(args.config))[0])
+    cfg.load_from = args.checkpoint
+    if args.out is not None:
+        if not args.out.endswith(('.pkl', '.pickle')):
+            raise SystemExit('error: --out must be a .pkl or .pickle file')
+        cfg.test_evaluator = cfg.test_evaluator if isinstance(cfg.test_evaluator, list) else [
+            cfg.test_evaluator
+        ]
+        cfg.test_evaluator.append(dict(type='DumpResults', out_file_path=args.out))
+    runner = Runner.from_cfg(cfg)
+    metrics = runner.test()
+    print({k: round(float(v), 4) if isinstance(v, (int, float)) else v for k, v in metrics.items()})
+
+
+if __name__ == '__main__':
+    main()

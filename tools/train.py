@@ -1,0 +1,97 @@
+"""Train any mmmixer config (mmpretrain, mmdet or mmseg task) with mmengine's Runner.
+
+The config's ``default_scope`` decides the task; this script only handles the command line. It accepts the
+options of the OpenMMLab ``tools/train.py`` scripts, so ``mim train mmmixer CONFIG`` and
+``tools/dist_train.sh CONFIG N`` work as with mmpretrain/mmdet/mmseg.
+"""
+import argparse
+import os
+import os.path as osp
+
+from mmengine.config import Config, DictAction
+from mmengine.runner import Runner
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description='Train a model (mmmixer)')
+    parser.add_argument('config', help='train config file path')
+    parser.add_argument('--work-dir', help='the dir to save logs and models')
+    parser.add_argument(
+        '--resume', nargs='?', type=str, const='auto',
+        help='resume from this checkpoint; without a value, resume from the latest checkpoint in the '
+        'work dir')
+    parser.add_argument('--amp', action='store_true',
+                        help='automatic mixed precision (fp16 on CUDA, bfloat16 on CPU)')
+    parser.add_argument('--no-validate', action='store_true', help='skip validation during training')
+    parser.add_argument('--auto-scale-lr', action='store_true',
+                        help='scale the lr by the actual total batch size vs auto_scale_lr.base_batch_size')
+    parser.add_argument(
+        '--trust-checkpoint', action='store_true',
+        help='allow loading checkpoints whose pickled content could run code (sets '
+        'MMMIXER_TRUST_CHECKPOINTS=1); not needed for checkpoints written by mmmixer/mmengine')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override settings of the config, key=value (e.g. train_cfg.max_epochs=3)')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
+                        help='job launcher')
+    # torch.distributed.launch passes --local-rank (torch >= 2.0) or --local_rank
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
+
+
+def merge_args(cfg, args):
+    """Apply the command-line options to the config (same meaning as in mmpretrain/mmdet/mmseg)."""
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+    cfg.launcher = args.launcher
+    if args.resume == 'auto':
+        cfg.resume = True
+        cfg.load_from = None
+    elif args.resume is not None:
+        cfg.resume = True
+        cfg.load_from = args.resume
+    if args.amp:
+        import torch
+        optim_wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
+        if optim_wrapper not in ('AmpOptimWrapper', 'mmengine.AmpOptimWrapper'):
+            cfg.optim_wrapper.type = 'AmpOptimWrapper'
+            cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+            if not torch.cuda.is_available():
+                # CPU autocast supports bfloat16; no loss scaling is needed for it
+                cfg.optim_wrapper.dtype = 'bfloat16'
+                cfg.optim_wrapper.pop('loss_scale', None)
+    if args.no_validate:
+        cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
+    if args.auto_scale_lr:
+        cfg.setdefault('auto_scale_lr', dict())
+        cfg.auto_scale_lr.enable = True
+    if args.launcher != 'none':
+        import torch
+        if not torch.cuda.is_available():
+            # NCCL needs GPUs; gloo runs multi-process training on CPU
+            cfg.setdefault('env_cfg', dict()).setdefault('dist_cfg', dict())['backend'] = 'gloo'
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    return cfg
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.trust_checkpoint:
+        os.environ['MMMIXER_TRUST_CHECKPOINTS'] = '1'
+    import mmmixer  # noqa: F401  (installs the safe checkpoint loader)
+    cfg = merge_args(Config.fromfile(args.config), args)
+    if 'runner_type' in cfg:
+        from mmengine.registry import RUNNERS
+        runner = RUNNERS.build(cfg)
+    else:
+        runner = Runner.from_cfg(cfg)
+    runner.train()
+
+
+if __name__ == '__main__':
+    main()
