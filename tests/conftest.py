@@ -2,11 +2,14 @@
 top-level ``tests`` package; see ../shared/reference/openmmlab.md §8.6)."""
 import os
 import os.path as osp
+import sys
 
 import pytest
 import torch
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+# make tests/helpers_mmmixer.py importable from every test module (tests/ is not a package)
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 
 
 def golden_dir():

@@ -34,3 +34,11 @@ def official_state_from_listing(path, device='meta'):
     with open(path) as f:
         listing = json.load(f)
     return {k: torch.empty(shape, device=device) for k, shape in listing['state_dict'].items()}, listing
+
+
+def subprocess_env(**extra):
+    """Environment for tool subprocesses: this checkout's mmmixer first on the path (not an installed copy)."""
+    import os
+    env = dict(os.environ, **extra)
+    env['PYTHONPATH'] = REPO + (os.pathsep + env['PYTHONPATH'] if env.get('PYTHONPATH') else '')
+    return env

@@ -1,13 +1,11 @@
 """Every shipped config loads and builds its model under its own default scope."""
 import glob
 import os.path as osp
-import sys
 
 import pytest
 import torch
 
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from helpers_mmmixer import REPO, build_from_config  # noqa: E402
+from helpers_mmmixer import REPO, build_from_config
 
 CONFIGS = sorted(osp.basename(p) for p in glob.glob(osp.join(REPO, 'configs', '**', '*.py'), recursive=True)
                  if '_base_' not in p)

@@ -46,16 +46,32 @@ def checkpoint_trusted() -> bool:
     return os.environ.get(TRUST_ENV, '').strip().lower() in ('1', 'true', 'yes', 'on')
 
 
+def _history_buffer_getattr(obj: Any, name: str) -> Any:
+    """The only ``getattr`` a Runner checkpoint needs: ``HistoryBuffer.{min,max,current,mean}``.
+
+    mmengine's ``HistoryBuffer`` keeps its statistics methods in a class-level dict that gets pickled as
+    ``getattr(HistoryBuffer, 'min')``; a general ``getattr`` in the allowlist would be a gadget to reach
+    any attribute, so only these four names on this one class are resolved.
+    """
+    from mmengine.logging.history_buffer import HistoryBuffer
+    if obj is HistoryBuffer and name in ('min', 'max', 'current', 'mean'):
+        return getattr(obj, name)
+    raise pickle.UnpicklingError(
+        f'Unsupported global: GLOBAL builtins.getattr applied to {obj!r}.{name} (only '
+        f'HistoryBuffer statistics methods are allowed)')
+
+
 def runner_safe_globals() -> List[Any]:
     """The smallest allowlist that mmengine Runner checkpoints need under ``weights_only=True``.
 
     Found with ``torch.serialization.get_unsafe_globals_in_checkpoint`` on a checkpoint saved by
-    ``mmengine.runner.Runner`` (mmengine 0.10.7, numpy 2): the message hub's ``HistoryBuffer`` and the numpy
-    array/scalar reconstruction it pickles. None of them can call an arbitrary function: numpy's
-    ``_reconstruct`` only builds an ``ndarray`` subtype that is itself in the list.
+    ``mmengine.runner.Runner`` (mmengine 0.10.7, numpy 2): the message hub's ``HistoryBuffer``, the numpy
+    array/scalar reconstruction it pickles, and ``builtins.getattr`` (for ``HistoryBuffer``'s statistics
+    methods), which is replaced by :func:`_history_buffer_getattr`. None of them can call an arbitrary
+    function: numpy's ``_reconstruct`` only builds an ``ndarray`` subtype that is itself in the list.
 
     Returns:
-        list: classes and functions for ``torch.serialization.safe_globals``.
+        list: entries for ``torch.serialization.safe_globals``.
     """
     import numpy as np
     from mmengine.logging.history_buffer import HistoryBuffer
@@ -66,7 +82,7 @@ def runner_safe_globals() -> List[Any]:
     dtype_classes = [type(np.dtype(t)) for t in ('float64', 'float32', 'int64', 'int32', 'bool')]
     return [
         HistoryBuffer, np.ndarray, np.dtype, multiarray._reconstruct, multiarray.scalar,
-        *dtype_classes
+        (_history_buffer_getattr, 'builtins.getattr'), *dtype_classes
     ]
 
 

@@ -11,8 +11,7 @@ import sys
 import pytest
 import torch
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-from helpers_mmmixer import REPO, config_path  # noqa: E402
+from helpers_mmmixer import REPO, config_path, subprocess_env
 
 CONFIG = 'msmlp-nano_1xb64-40e_digits.py'
 
@@ -47,7 +46,7 @@ def test_mim_train_mmmixer_learns_digits(digits_root, tmp_path):
         [mim, 'train', 'mmmixer', CONFIG, '--work-dir', work_dir, '--cfg-options',
          'train_cfg.max_epochs=8', 'train_cfg.val_interval=8', 'param_scheduler.1.end=8',
          'default_hooks.checkpoint.interval=8', *_data_options(digits_root)],
-        capture_output=True, text=True, cwd=str(tmp_path))
+        capture_output=True, text=True, cwd=str(tmp_path), env=subprocess_env())
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     top1 = _val_top1(work_dir)
     print(f'digits top-1 after 8 epochs: {top1}')
@@ -57,7 +56,7 @@ def test_mim_train_mmmixer_learns_digits(digits_root, tmp_path):
 
 def _train(args, cwd):
     result = subprocess.run([sys.executable, osp.join(REPO, 'tools', 'train.py'), *args],
-                            capture_output=True, text=True, cwd=cwd)
+                            capture_output=True, text=True, cwd=cwd, env=subprocess_env())
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return result
 
@@ -66,9 +65,9 @@ def test_resume_and_pretrained_from_runner_checkpoint(digits_root, tmp_path, mon
     """Runner checkpoints (HistoryBuffer, numpy in message_hub) resume on torch >= 2.6 without trusting
     pickles, and serve as ``Pretrained`` with ``prefix='backbone.'``."""
     monkeypatch.delenv('MMMIXER_TRUST_CHECKPOINTS', raising=False)
-    common = [config_path(CONFIG), '--cfg-options', 'train_cfg.max_epochs=2', 'train_cfg.val_interval=2',
-              'param_scheduler.1.end=2', 'default_hooks.checkpoint.interval=1',
-              'default_hooks.checkpoint.save_best=None', 'train_dataloader.num_workers=0',
+    common = [config_path(CONFIG), '--cfg-options', 'train_cfg.max_epochs=3', 'train_cfg.val_interval=3',
+              'param_scheduler.1.end=3', 'default_hooks.checkpoint.interval=1',
+              'default_hooks.checkpoint.save_best=None', 'default_hooks.checkpoint.max_keep_ckpts=-1', 'train_dataloader.num_workers=0',
               'train_dataloader.persistent_workers=False', 'val_dataloader.num_workers=0',
               'val_dataloader.persistent_workers=False', 'randomness.deterministic=True',
               # no random crop offsets, no drop path: the only randomness left is the sampler's
@@ -86,9 +85,9 @@ def test_resume_and_pretrained_from_runner_checkpoint(digits_root, tmp_path, mon
     out = _train(['--work-dir', resumed, '--resume', osp.join(resumed, 'epoch_1.pth'), *common],
                  cwd=str(tmp_path))
     assert 'resumed epoch: 1' in (out.stdout + out.stderr)
-    a = torch.load(osp.join(full, 'epoch_2.pth'), map_location='cpu', weights_only=False)
-    b = torch.load(osp.join(resumed, 'epoch_2.pth'), map_location='cpu', weights_only=False)
-    assert a['meta']['epoch'] == b['meta']['epoch'] == 2
+    a = torch.load(osp.join(full, 'epoch_3.pth'), map_location='cpu', weights_only=False)
+    b = torch.load(osp.join(resumed, 'epoch_3.pth'), map_location='cpu', weights_only=False)
+    assert a['meta']['epoch'] == b['meta']['epoch'] == 3
     max_diff = max((a['state_dict'][k].float() - b['state_dict'][k].float()).abs().max().item()
                    for k in a['state_dict'])
     print(f'resume vs uninterrupted, max abs weight difference: {max_diff:.3g}')
@@ -99,7 +98,7 @@ def test_resume_and_pretrained_from_runner_checkpoint(digits_root, tmp_path, mon
     from mmengine.registry import MODELS, DefaultScope
     cfg = Config.fromfile(config_path(CONFIG))
     backbone_cfg = cfg.model.backbone
-    backbone_cfg.init_cfg = dict(type='Pretrained', checkpoint=osp.join(full, 'epoch_2.pth'),
+    backbone_cfg.init_cfg = dict(type='Pretrained', checkpoint=osp.join(full, 'epoch_3.pth'),
                                  prefix='backbone.')
     with DefaultScope.overwrite_default_scope('mmpretrain'):
         backbone = MODELS.build(backbone_cfg)

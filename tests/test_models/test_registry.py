@@ -5,6 +5,8 @@ import sys
 import pytest
 from mmengine.registry import DefaultScope
 
+from helpers_mmmixer import subprocess_env
+
 ARCH = dict(embed_dims=32, depths=[1, 1, 2, 1])
 
 
@@ -35,7 +37,8 @@ def test_import_does_not_pull_downstream_packages():
     code = ('import sys, mmmixer, mmmixer.models, mmmixer.registry; '
             'bad = [m for m in ("mmdet", "mmseg", "mmpretrain") if m in sys.modules]; '
             'print(bad); sys.exit(1 if bad else 0)')
-    result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)
+    result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                            env=subprocess_env())
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -44,6 +47,7 @@ def test_scoped_type_imports_models_without_custom_imports():
     code = ('from mmengine.registry import init_default_scope; import mmdet.registry as r; '
             'init_default_scope("mmdet"); '
             f'm = r.MODELS.build(dict(type="mmmixer.MSMLP", arch={ARCH!r})); print(type(m).__name__)')
-    result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)
+    result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                            env=subprocess_env())
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().endswith('MSMLP')

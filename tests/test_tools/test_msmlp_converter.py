@@ -7,10 +7,10 @@ import sys
 import pytest
 import torch
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-from helpers_mmmixer import REPO, build_from_config, official_state_from_listing  # noqa: E402
+from helpers_mmmixer import (REPO, build_from_config, official_state_from_listing,
+                             subprocess_env)
 
-from mmmixer.models.backbones.ms_mlp import convert_official_msmlp  # noqa: E402
+from mmmixer.models.backbones.ms_mlp import convert_official_msmlp
 
 CONVERTER = osp.join(REPO, 'tools', 'model_converters', 'msmlp_to_mmmixer.py')
 
@@ -23,7 +23,7 @@ def test_golden_logits(golden, tmp_path):
     dst = tmp_path / 'converted.pth'
     out = subprocess.run(
         [sys.executable, CONVERTER, osp.join(golden, 'msmlp_small-random.official.pth'), str(dst)],
-        capture_output=True, text=True, check=True).stdout
+        capture_output=True, text=True, check=True, env=subprocess_env()).stdout
     assert 'converted 155 tensors' in out
     def golden_arch(cfg):
         cfg.model.backbone.arch = dict(embed_dims=kwargs['embed_dim'], depths=kwargs['depths'])
@@ -72,7 +72,7 @@ def test_rejects_other_checkpoints(golden, tmp_path):
     # a PosMLP checkpoint (weights under 'state_dict_ema') is not an MS-MLP one
     result = subprocess.run(
         [sys.executable, CONVERTER, osp.join(golden, 'posmlp_small-gqpe-random.official.pth'),
-         str(tmp_path / 'x.pth')], capture_output=True, text=True)
+         str(tmp_path / 'x.pth')], capture_output=True, text=True, env=subprocess_env())
     assert result.returncode != 0
     assert "has no 'model' entry" in result.stderr
     sd = {'patch_embed.proj.weight': torch.zeros(8, 3, 4, 4), 'layers.0.blocks.0.gamma': torch.zeros(8),

@@ -82,3 +82,27 @@ def test_plain_pickle_objects_outside_allowlist_refused(tmp_path, monkeypatch):
     with pytest.raises(CheckpointLoadError, match='global argparse.Namespace'):
         safe_torch_load(str(path))
     assert load_foreign_checkpoint(str(path))['args'].qualname == 'argparse.Namespace'
+
+
+class _GetattrGadget:
+    """Pickles as getattr(HistoryBuffer, '__init__'): the allowlisted getattr must refuse it."""
+
+    def __reduce__(self):
+        from mmengine.logging.history_buffer import HistoryBuffer
+        return (getattr, (HistoryBuffer, '__init__'))
+
+
+def test_getattr_allowlist_is_limited_to_history_buffer_statistics(tmp_path, monkeypatch):
+    monkeypatch.delenv(TRUST_ENV, raising=False)
+    from mmengine.logging.history_buffer import HistoryBuffer
+    ok = tmp_path / 'ok.pth'
+    buf = HistoryBuffer()
+    buf.update(1.5)
+    # protocol 2 pickles HistoryBuffer.min as getattr(HistoryBuffer, 'min'), as Runner checkpoints do
+    torch.save({'stats': {'min': HistoryBuffer.min}, 'buf': buf}, ok, pickle_protocol=2)
+    loaded = safe_torch_load(str(ok))
+    assert loaded['stats']['min'] is HistoryBuffer.min and loaded['buf'].current() == 1.5
+    bad = tmp_path / 'gadget.pth'
+    torch.save({'x': _GetattrGadget()}, bad, pickle_protocol=2)
+    with pytest.raises(CheckpointLoadError, match='getattr'):
+        safe_torch_load(str(bad))
