@@ -9,9 +9,10 @@ looks in the wrong registry).
 from mmengine.registry import MODELS as MMENGINE_MODELS
 from mmengine.registry import \
     OPTIM_WRAPPER_CONSTRUCTORS as MMENGINE_OPTIM_WRAPPER_CONSTRUCTORS
+from mmengine.registry import OPTIM_WRAPPERS as MMENGINE_OPTIM_WRAPPERS
 from mmengine.registry import Registry
 
-__all__ = ['MODELS', 'OPTIM_WRAPPER_CONSTRUCTORS']
+__all__ = ['MODELS', 'OPTIM_WRAPPER_CONSTRUCTORS', 'OPTIM_WRAPPERS']
 
 MODELS = Registry(
     'model', parent=MMENGINE_MODELS, scope='mmmixer', locations=['mmmixer.models'])
@@ -21,3 +22,6 @@ OPTIM_WRAPPER_CONSTRUCTORS = Registry(
     parent=MMENGINE_OPTIM_WRAPPER_CONSTRUCTORS,
     scope='mmmixer',
     locations=['mmmixer.engine'])
+
+OPTIM_WRAPPERS = Registry(
+    'optim_wrapper', parent=MMENGINE_OPTIM_WRAPPERS, scope='mmmixer', locations=['mmmixer.engine'])

@@ -57,13 +57,17 @@ def merge_args(cfg, args):
     if args.amp:
         import torch
         optim_wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
-        if optim_wrapper not in ('AmpOptimWrapper', 'mmengine.AmpOptimWrapper'):
-            cfg.optim_wrapper.type = 'AmpOptimWrapper'
-            cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
-            if not torch.cuda.is_available():
-                # CPU autocast supports bfloat16; no loss scaling is needed for it
+        if optim_wrapper in ('OptimWrapper', 'mmengine.OptimWrapper'):
+            if torch.cuda.is_available():
+                cfg.optim_wrapper.type = 'AmpOptimWrapper'  # fp16 + dynamic loss scaling
+                cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+            else:
+                # mmengine's AmpOptimWrapper needs CUDA/NPU/MLU; on CPU use bfloat16 autocast
+                cfg.optim_wrapper.type = 'mmmixer.AutocastOptimWrapper'
                 cfg.optim_wrapper.dtype = 'bfloat16'
-                cfg.optim_wrapper.pop('loss_scale', None)
+        elif 'Amp' not in optim_wrapper and 'Autocast' not in optim_wrapper:
+            raise SystemExit(f'--amp: the config uses optim_wrapper type {optim_wrapper!r}; set an AMP '
+                             'wrapper in the config instead.')
     if args.no_validate:
         cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
     if args.auto_scale_lr:

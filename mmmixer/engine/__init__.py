@@ -1,1 +1,4 @@
-"""Training-engine extensions of mmmixer (optimizer wrapper constructors)."""
+"""Training-engine extensions of mmmixer (optimizer wrappers and constructors)."""
+from .optim_wrapper import AutocastOptimWrapper
+
+__all__ = ['AutocastOptimWrapper']
