@@ -42,3 +42,72 @@ def subprocess_env(**extra):
     env = dict(os.environ, **extra)
     env['PYTHONPATH'] = REPO + (os.pathsep + env['PYTHONPATH'] if env.get('PYTHONPATH') else '')
     return env
+
+
+DIGIT_CLASSES = tuple(str(i) for i in range(10))
+
+
+def _scale_sizes(node, factor):
+    """Divide every image size in a pipeline (scale, scales, crop_size) by ``factor``, recursively."""
+    if isinstance(node, (list, tuple)):
+        return type(node)(_scale_sizes(n, factor) for n in node)
+    if not isinstance(node, dict):
+        return node
+    out = {}
+    for key, value in node.items():
+        if key in ('scale', 'crop_size') and isinstance(value, (list, tuple)):
+            out[key] = tuple(max(16, int(v / factor)) for v in value)
+        elif key == 'scales' and isinstance(value, (list, tuple)):
+            out[key] = [tuple(max(16, int(v / factor)) for v in s) for s in value]
+        else:
+            out[key] = _scale_sizes(value, factor)
+    return type(node)(out) if not hasattr(node, '_cfg_dict') else out
+
+
+def miniaturize(cfg, coco_root=None, ade_root=None, work_dir=None, num_images=4):
+    """Point a shipped det/seg config at a miniature real-format dataset and a tiny schedule.
+
+    Overrides only the data root (plus the digit class names COCO needs), image sizes (/6 for COCO, /4 for
+    ADE20K), dataset length, schedule, batch size and worker count; the model, optimizer and pipelines' structure
+    stay as shipped. The backbone's ``Pretrained`` init is dropped (no ImageNet checkpoint in tests).
+    """
+    cfg.model.backbone.init_cfg = None
+    cfg.work_dir = work_dir
+    cfg.default_hooks.logger.interval = 1
+    cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=100000)
+    cfg.default_hooks.visualization = dict(type=cfg.default_hooks.visualization.type, draw=False)
+    for split in ('train', 'val', 'test'):
+        loader = cfg.get(f'{split}_dataloader')
+        loader.batch_size = 2 if split == 'train' else 1
+        loader.num_workers = 0
+        loader.persistent_workers = False
+        dataset = loader.dataset
+        dataset.indices = num_images if split == 'train' else max(1, num_images // 2)
+        if coco_root is not None:
+            name = 'train2017' if split == 'train' else 'val2017'
+            dataset.data_root = coco_root
+            dataset.ann_file = f'annotations/instances_{name}.json'
+            dataset.data_prefix = dict(img=f'{name}/')
+            dataset.metainfo = dict(classes=DIGIT_CLASSES)
+            dataset.pipeline = _scale_sizes(dataset.pipeline, 6)
+        else:
+            dataset.data_root = ade_root
+            dataset.pipeline = _scale_sizes(dataset.pipeline, 4)
+    if coco_root is not None:
+        for split in ('val', 'test'):
+            cfg.get(f'{split}_evaluator').ann_file = f'{coco_root}/annotations/instances_val2017.json'
+        cfg.train_cfg.max_epochs = 1
+        cfg.train_cfg.val_interval = 1
+        if 'roi_head' in cfg.model:
+            cfg.model.roi_head.bbox_head.num_classes = 10
+            cfg.model.roi_head.mask_head.num_classes = 10
+        else:
+            cfg.model.bbox_head.num_classes = 10
+            # an untrained one-stage head scores below the 0.05 threshold, leaving COCO eval nothing to rate
+            cfg.model.test_cfg.score_thr = 0.
+    else:
+        crop = (128, 128)
+        cfg.model.data_preprocessor.size = crop
+        cfg.train_cfg.max_iters = 2
+        cfg.train_cfg.val_interval = 2
+    return cfg
