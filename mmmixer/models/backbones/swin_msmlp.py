@@ -1,0 +1,656 @@
+"""Swin + MS-MLP hybrid backbone: Swin Transformer stages whose blocks are window attention or Mix-Shift blocks.
+
+The MS-MLP paper (Zheng et al., "Mixing and Shifting: Exploiting Global and Local Dependencies in Vision MLPs",
+arXiv 2202.06510) states in its abstract that combining MS-MLP with Swin Transformer improves Swin-T/S/B (e.g.
++0.5% ImageNet-1K top-1 for Swin-B). How the hybrid is built is NOT available to us: the official repository
+(JegZheng/MS-MLP @ a10d34d) has no hybrid code and the paper's table and text could not be read
+(../shared/reference/papers.md §1.5). This module therefore makes the block layout a per-stage *pattern*, ships
+a few named layouts and documents the one we chose as default (:class:`SwinMSMLP`).
+
+Everything Swin comes from mmpretrain 1.2.0 (``mmpretrain.models.backbones.swin_transformer.SwinBlock``, which
+holds ``ShiftWindowMSA``) and mmcv (``PatchEmbed``, ``PatchMerging``), laid out with exactly the module names of
+mmpretrain's ``SwinTransformer`` (``patch_embed``, ``stages.{i}.blocks.{j}``, ``stages.{i}.downsample``,
+``norm{i}``), so an mmpretrain Swin checkpoint initialises the patch embedding, the attention blocks and the
+merging layers (:func:`load_swin_pretrained`). The MS block is our :class:`~mmmixer.models.layers.MixShiftBlock`.
+
+mmpretrain is imported lazily, inside :class:`SwinMSMLP` (``import mmmixer.models`` stays free of mmpretrain,
+mmdet and mmseg); building a ``SwinMSMLP`` needs ``pip install mmpretrain``.
+"""
+import copy
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence, Union
+
+import torch
+import torch.nn as nn
+import torch.utils.checkpoint as cp
+from mmcv.cnn import build_norm_layer
+from mmcv.cnn.bricks.transformer import PatchEmbed, PatchMerging
+from mmengine.logging import print_log
+from mmengine.model import BaseModule, ModuleList
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from mmmixer.registry import MODELS
+from ..layers.mix_shift import MixShiftBlock
+from ..utils import check_input, normalize_out_indices, parse_arch
+from .ms_mlp import MSMLP
+
+__all__ = [
+    'SwinMSMLP', 'SwinLoadReport', 'load_swin_pretrained', 'resize_bias_table', 'BLOCK_TYPES', 'NAMED_PATTERNS'
+]
+
+#: Block type letters of a pattern: window attention (W-MSA), shifted-window attention (SW-MSA), MS block.
+BLOCK_TYPES = {'W': 'window attention (W-MSA)', 'S': 'shifted-window attention (SW-MSA)', 'M': 'Mix-Shift block'}
+
+
+def _alternate(even: str, odd: str):
+    return lambda depth, stage: ''.join(even if j % 2 == 0 else odd for j in range(depth))
+
+
+#: Named block patterns: name -> function(depth, stage index) -> the stage's pattern string.
+NAMED_PATTERNS = {
+    # Swin Transformer itself: W-MSA and SW-MSA alternate in every stage (parity / baseline).
+    'swin': _alternate('W', 'S'),
+    # MS blocks replace the shifted-window attention blocks: mix-and-shift provides the cross-window
+    # connection that the cyclic shift provided. Default.
+    'ms_shift': _alternate('W', 'M'),
+    # MS blocks in the high-resolution stages 1-2, unchanged Swin attention in stages 3-4.
+    'ms_early': lambda depth, stage: 'M' * depth if stage < 2 else _alternate('W', 'S')(depth, stage),
+    # Only MS blocks in the Swin macro layout (ablation end point; no attention, nothing from a Swin checkpoint
+    # but the patch embedding and the merging layers).
+    'ms_all': lambda depth, stage: 'M' * depth,
+}
+
+_MS_CFG_KEYS = {'shift_dist', 'mix_size', 'layer_scale_init_value', 'shift_mode', 'norm_cfg', 'act_cfg'}
+_DEFAULT_INIT = [
+    dict(type='TruncNormal', layer=['Linear'], std=.02, bias=0.),
+    dict(type='Constant', layer=['LayerNorm'], val=1., bias=0.)
+]
+
+
+def _import_swin_block():
+    """mmpretrain's ``SwinBlock``, imported on first use (mmmixer must not import mmpretrain at import time)."""
+    try:
+        from mmpretrain.models.backbones.swin_transformer import SwinBlock
+    except ImportError as err:
+        raise ImportError(
+            'SwinMSMLP builds its attention blocks from mmpretrain (SwinBlock / ShiftWindowMSA), which could not '
+            f'be imported ({err}). Install it with `pip install mmpretrain` (tested with 1.2.0; it also needs '
+            'torchvision).') from err
+    return SwinBlock
+
+
+class TokenMixShiftBlock(MixShiftBlock):
+    """:class:`MixShiftBlock` on Swin's token layout: (B, H*W, C) plus ``hw_shape`` in and out.
+
+    Same parameters and maths as :class:`MixShiftBlock` (NCHW); only the layout changes, so the parameter names
+    (``dwconv_lr``, ``dwconv_td``, ``norm``, ``pwconv1``, ``pwconv2``, ``gamma``) match MS-MLP's blocks.
+    """
+
+    def forward(self, x: torch.Tensor, hw_shape: Sequence[int]) -> torch.Tensor:
+        """(B, H*W, C), (H, W) -> (B, H*W, C)."""
+        b, n, c = x.shape
+        h, w = hw_shape
+        x = x.transpose(1, 2).reshape(b, c, h, w)
+        return super().forward(x).flatten(2).transpose(1, 2)
+
+
+class SwinMSMLPStage(BaseModule):
+    """One stage: a sequence of Swin blocks and MS blocks, then (except in the last stage) patch merging.
+
+    Module names follow mmpretrain's ``SwinBlockSequence``: ``blocks.{j}`` and ``downsample`` (mmcv
+    ``PatchMerging``: 2x2 neighbourhood concat -> LayerNorm -> Linear(4C, 2C, bias=False), odd maps padded
+    bottom/right). The stage's own forward runs only the blocks; the backbone applies ``downsample`` after
+    taking the stage output.
+
+    Shapes: blocks (B, H*W, C) -> (B, H*W, C); ``downsample`` -> (B, ceil(H/2)*ceil(W/2), 2C).
+    """
+
+    def __init__(self, embed_dims: int, pattern: str, num_heads: int, window_size: int, mlp_ratio: float,
+                 drop_paths: Sequence[float], pad_small_map: bool, ms_block_cfg: dict, norm_cfg: dict,
+                 downsample: bool, with_cp: bool, swin_block_cls: type):
+        super().__init__()
+        self.pattern = pattern
+        self.with_cp = with_cp
+        self.blocks = ModuleList()
+        for j, kind in enumerate(pattern):
+            if kind == 'M':
+                block = TokenMixShiftBlock(
+                    embed_dims, mlp_ratio=mlp_ratio, drop_path_rate=drop_paths[j], with_cp=False, **ms_block_cfg)
+            else:
+                block = swin_block_cls(
+                    embed_dims=embed_dims, num_heads=num_heads, window_size=window_size, shift=kind == 'S',
+                    ffn_ratio=mlp_ratio, drop_path=drop_paths[j], pad_small_map=pad_small_map,
+                    norm_cfg=norm_cfg, with_cp=False)
+            self.blocks.append(block)
+        self.downsample = PatchMerging(
+            in_channels=embed_dims, out_channels=2 * embed_dims, norm_cfg=norm_cfg) if downsample else None
+
+    def forward(self, x: torch.Tensor, hw_shape: Sequence[int]) -> torch.Tensor:
+        """Run the blocks: (B, H*W, C) -> (B, H*W, C). Gradient checkpointing per block if ``with_cp``."""
+        for block in self.blocks:
+            if self.with_cp and x.requires_grad:
+                x = cp.checkpoint(block, x, hw_shape, use_reentrant=False)
+            else:
+                x = block(x, hw_shape)
+        return x
+
+
+@MODELS.register_module()
+class SwinMSMLP(BaseModule):
+    """Swin Transformer with Mix-Shift blocks: a Swin + MS-MLP hybrid backbone.
+
+    Combines `Swin Transformer <https://arxiv.org/abs/2103.14030>`_ (mmpretrain's implementation) with the
+    Mix-Shift block of `MS-MLP <https://arxiv.org/abs/2202.06510>`_. The macro layout is Swin's: 4x4/stride-4
+    patch embedding with LayerNorm, four stages at strides 4/8/16/32 joined by patch merging, LayerNorm output
+    norms ``norm{i}`` for the returned stages. Inside each stage every block is one of (pattern letters):
+
+    - ``'W'``: Swin block with window attention (mmpretrain ``SwinBlock``, shift 0),
+    - ``'S'``: Swin block with shifted-window attention (shift ``window_size // 2``),
+    - ``'M'``: MS block (:class:`~mmmixer.models.layers.MixShiftBlock`; MS-MLP's stage-``i`` kernel sizes
+      ``MSMLP.default_mix_size[i]`` and shifts (-2..2) unless ``ms_cfg`` says otherwise).
+
+    **The paper's hybrid layout is not available.** The MS-MLP abstract only says that MS-MLP combined with Swin
+    improves Swin-T/S/B (+0.5% top-1 for Swin-B); no code, table or text describing the construction could be
+    read (papers.md §1.5). The patterns below are our design, not the paper's:
+
+    ============  =======================================================================================
+    pattern       blocks of each stage
+    ============  =======================================================================================
+    'ms_shift'    **default.** ``W M W M ...``: the MS block takes the place of every shifted-window
+                  attention block.
+    'ms_early'    stages 1-2 ``M M ...``, stages 3-4 Swin ``W S W S ...``.
+    'ms_all'      ``M M ...`` everywhere (no attention; ablation end point).
+    'swin'        ``W S W S ...``: plain Swin Transformer (same parameters and outputs as mmpretrain's
+                  ``SwinTransformer``; used to prove parity and as the baseline).
+    ============  =======================================================================================
+
+    Why 'ms_shift' is the default: (1) in Swin the only job of the shifted-window block is to connect
+    neighbouring windows; a MS block does exactly that (shifts of up to 2 tokens followed by depthwise kernels
+    up to 7x7 = the window size reach across every window border), so the hybrid keeps Swin's alternation
+    "local mixing inside windows / mixing across windows" with a cheaper cross-window step and no cyclic
+    shift or attention mask; (2) it changes every stage at every scale in the same way, so one rule serves
+    tiny/small/base; (3) all W-MSA blocks keep their Swin counterparts, so a Swin ImageNet checkpoint
+    initialises half of the blocks of every stage plus the embedding and merging layers.
+
+    Presets (mmpretrain ``SwinTransformer.arch_zoo``; papers.md §4.1):
+
+    ========  ===========  ===============  ==================
+    arch      embed_dims   depths           num_heads
+    ========  ===========  ===============  ==================
+    tiny      96           [2, 2, 6, 2]     [3, 6, 12, 24]
+    small     96           [2, 2, 18, 2]    [3, 6, 12, 24]
+    base      128          [2, 2, 18, 2]    [4, 8, 16, 32]
+    ========  ===========  ===============  ==================
+
+    Input sizes: any H, W >= 32. The patch embedding and the merging layers pad odd sizes bottom/right (mmcv
+    'corner' padding: stage maps ceil(H/4), ceil(H/8), ...; 97x131 gives 25x33, 13x17, 7x9, 4x5) and
+    ``ShiftWindowMSA`` pads each map to a multiple of the window and crops back. Maps smaller than the window
+    need ``pad_small_map=True`` (the default).
+
+    Pretrained Swin weights: ``init_cfg=dict(type='Pretrained', checkpoint=..., prefix='backbone.')`` with an
+    mmpretrain-format Swin checkpoint (e.g. the ones in mmpretrain's ``configs/swin_transformer/metafile.yml``)
+    goes through :func:`load_swin_pretrained`: the default initialisation is applied first (MS blocks are new),
+    then every Swin tensor is copied, the split into loaded / new / unused tensors is logged and kept in
+    ``self.pretrained_report``, and a missing or mis-shaped Swin tensor raises ``ValueError``.
+
+    Args:
+        arch (str | dict): 'tiny' | 'small' | 'base' (also 't', 's', 'b'), or a dict with exactly the keys
+            ``embed_dims`` (int, stage i has ``embed_dims * 2**i`` channels), ``depths`` and ``num_heads``
+            (one entry per stage). Default 'tiny'.
+        block_pattern (str | Sequence[str]): a name from the table above, or one string per stage made of the
+            letters 'W', 'S', 'M' with one letter per block (length = the stage depth), e.g.
+            ``['WM', 'WM', 'WSWMWM', 'WS']``. Default 'ms_shift'.
+        in_channels (int): input channels. Default 3.
+        patch_size (int): patch embedding kernel and stride. Default 4 (Swin).
+        window_size (int): attention window. Default 7 (Swin-T/S/B at 224).
+        mlp_ratio (float): hidden width of the FFN / channel MLP of both block types. Default 4 (Swin, MS-MLP).
+        ms_cfg (dict, optional): settings of the MS blocks, keys among ``shift_dist`` (default (-2, -1, 0, 1,
+            2)), ``mix_size`` (one list of kernel sizes per stage; default ``MSMLP.default_mix_size``, the
+            official MS-MLP yaml), ``layer_scale_init_value`` (1e-6), ``shift_mode`` ('circular', the official
+            ``torch.roll``; 'zero' for dense prediction, see :class:`MixShiftBlock`), ``norm_cfg`` (LN eps 1e-6)
+            and ``act_cfg`` (GELU). Default None (all defaults).
+        pad_small_map (bool): mmpretrain ``ShiftWindowMSA`` semantics. True: maps smaller than the window are
+            padded and shifted-window blocks always shift (needed for maps < window, i.e. inputs below 7x32 =
+            224 px in stage 4). False: as the original Swin classifier, the shift is skipped when a map equals
+            the window (stage 4 at 224) and a smaller map raises ``ValueError``. Only matters for 'S' blocks
+            and small maps. Default True.
+        drop_rate (float): dropout after the patch embedding. Default 0.
+        drop_path_rate (float): stochastic depth, linearly increasing over all blocks (both types). Default
+            0.1 (mmpretrain ``SwinTransformer``); Swin's ImageNet recipe uses 0.2 / 0.3 / 0.5 for T / S / B.
+        out_indices (int | Sequence[int]): stages to return; negative values count from the end. Default -1.
+        frozen_stages (int): -1 freezes nothing, 0 the patch embedding, k the patch embedding and the first k
+            stages (each with its merging layer) plus their output norms (mmdet ResNet / mmdet Swin semantics);
+            frozen parts stay in eval mode. Default -1.
+        norm_eval (bool): keep BatchNorm layers (if any) in eval mode during training. Default False.
+        with_cp (bool): gradient checkpointing per block (``use_reentrant=False``). Default False.
+        gap_before_final_norm (bool): True: each returned stage is average-pooled, then normalised, (B, C)
+            (MS-MLP / ConvNeXt head order). False: each returned stage is normalised per token and returned as
+            a map (B, C, H, W) -- mmpretrain Swin's output; its classifier adds a ``GlobalAveragePooling`` neck
+            (norm -> pool), which is what our ImageNet configs do so that the 'swin' pattern is exactly
+            mmpretrain's Swin classifier. Default False.
+        norm_cfg (dict): norm of the patch embedding, the Swin blocks, the merging layers and the output norms.
+            Default ``dict(type='LN')`` (mmpretrain Swin).
+        init_cfg (dict | list[dict], optional): default truncated normal (std 0.02, bias 0) for Linear and
+            ones/zeros for LayerNorm (official Swin and MS-MLP ``_init_weights``), truncated normal (std 0.02)
+            for the relative position bias tables (mmpretrain ``WindowMSA.init_weights``), PyTorch default for
+            convs. A ``Pretrained`` entry loads through :func:`load_swin_pretrained` (see above).
+
+    Returns (forward):
+        tuple[Tensor]: one tensor per ``out_indices`` entry, (B, C_i) or (B, C_i, H_i, W_i).
+
+    Raises:
+        ImportError: mmpretrain is not installed.
+        ValueError: unknown arch or pattern name, custom arch with wrong keys or lengths, a pattern with the
+            wrong number of stages / blocks or an unknown letter, unknown ``ms_cfg`` keys, ``out_indices`` /
+            ``frozen_stages`` out of range, and at forward time an input that is not (B, in_channels, H >= 32,
+            W >= 32) or (with ``pad_small_map=False``) makes an attention stage's map smaller than the window.
+        TypeError: ``block_pattern`` is neither a str nor a sequence of str.
+    """
+    arch_zoo = {
+        **dict.fromkeys(['t', 'tiny'], {'embed_dims': 96, 'depths': [2, 2, 6, 2], 'num_heads': [3, 6, 12, 24]}),
+        **dict.fromkeys(['s', 'small'], {'embed_dims': 96, 'depths': [2, 2, 18, 2], 'num_heads': [3, 6, 12, 24]}),
+        **dict.fromkeys(['b', 'base'], {'embed_dims': 128, 'depths': [2, 2, 18, 2], 'num_heads': [4, 8, 16, 32]}),
+    }
+    default_pattern = 'ms_shift'
+
+    def __init__(self,
+                 arch: Union[str, dict] = 'tiny',
+                 block_pattern: Union[str, Sequence[str]] = 'ms_shift',
+                 in_channels: int = 3,
+                 patch_size: int = 4,
+                 window_size: int = 7,
+                 mlp_ratio: float = 4.,
+                 ms_cfg: Optional[dict] = None,
+                 pad_small_map: bool = True,
+                 drop_rate: float = 0.,
+                 drop_path_rate: float = 0.1,
+                 out_indices: Union[int, Sequence[int]] = -1,
+                 frozen_stages: int = -1,
+                 norm_eval: bool = False,
+                 with_cp: bool = False,
+                 gap_before_final_norm: bool = False,
+                 norm_cfg: dict = dict(type='LN'),
+                 init_cfg: Optional[Union[dict, list]] = copy.deepcopy(_DEFAULT_INIT)):
+        super().__init__(init_cfg=copy.deepcopy(init_cfg))
+        arch = parse_arch(arch, self.arch_zoo, {'embed_dims', 'depths', 'num_heads'}, 'SwinMSMLP')
+        self.depths = [int(d) for d in arch['depths']]
+        self.num_heads = [int(h) for h in arch['num_heads']]
+        self.num_stages = len(self.depths)
+        if len(self.num_heads) != self.num_stages:
+            raise ValueError(f'SwinMSMLP: arch num_heads {self.num_heads} must give one entry per stage '
+                             f'({self.num_stages} stages from depths {self.depths}).')
+        self.embed_dims = [int(arch['embed_dims']) * 2**i for i in range(self.num_stages)]
+        self.block_pattern = self.parse_pattern(block_pattern, self.depths)
+        ms_cfg = dict(ms_cfg or {})
+        unknown = set(ms_cfg) - _MS_CFG_KEYS
+        if unknown:
+            raise ValueError(f'SwinMSMLP: unknown ms_cfg keys {sorted(unknown)}; accepted: {sorted(_MS_CFG_KEYS)}.')
+        mix_size = [list(m) for m in (ms_cfg.pop('mix_size', None) or MSMLP.default_mix_size)]
+        if len(mix_size) != self.num_stages:
+            raise ValueError(f'SwinMSMLP: ms_cfg mix_size needs one row per stage ({self.num_stages}), got '
+                             f'{len(mix_size)} rows: {mix_size}.')
+        self.in_channels = in_channels
+        self.window_size = window_size
+        self.pad_small_map = pad_small_map
+        self.total_stride = patch_size * 2**(self.num_stages - 1)
+        self.patch_size = patch_size
+        self.out_indices = normalize_out_indices(out_indices, self.num_stages, 'SwinMSMLP')
+        if not -1 <= frozen_stages <= self.num_stages:
+            raise ValueError(f'SwinMSMLP: frozen_stages must be in [-1, {self.num_stages}] (-1: none, 0: patch '
+                             f'embedding, k: patch embedding + first k stages), got {frozen_stages}.')
+        self.frozen_stages = frozen_stages
+        self.norm_eval = norm_eval
+        self.gap_before_final_norm = gap_before_final_norm
+        self.pretrained_report = None
+
+        swin_block_cls = _import_swin_block() if any('M' != k for p in self.block_pattern for k in p) else None
+
+        # stem: conv k=s=patch_size then LayerNorm, 'corner' padding (mmpretrain SwinTransformer patch_embed)
+        self.patch_embed = PatchEmbed(
+            in_channels=in_channels, embed_dims=self.embed_dims[0], conv_type='Conv2d', kernel_size=patch_size,
+            stride=patch_size, padding='corner', norm_cfg=norm_cfg)
+        self.drop_after_pos = nn.Dropout(p=drop_rate)
+
+        dpr = torch.linspace(0, drop_path_rate, sum(self.depths), device='cpu').tolist()
+        self.stages = ModuleList()
+        for i, depth in enumerate(self.depths):
+            start = sum(self.depths[:i])
+            self.stages.append(
+                SwinMSMLPStage(
+                    embed_dims=self.embed_dims[i], pattern=self.block_pattern[i], num_heads=self.num_heads[i],
+                    window_size=window_size, mlp_ratio=mlp_ratio, drop_paths=dpr[start:start + depth],
+                    pad_small_map=pad_small_map, ms_block_cfg=dict(ms_cfg, mix_size=mix_size[i]),
+                    norm_cfg=norm_cfg, downsample=i < self.num_stages - 1, with_cp=with_cp,
+                    swin_block_cls=swin_block_cls))
+        for i in self.out_indices:
+            self.add_module(f'norm{i}', build_norm_layer(norm_cfg, self.embed_dims[i])[1])
+        self._freeze_stages()
+
+    @classmethod
+    def parse_pattern(cls, block_pattern: Union[str, Sequence[str]], depths: Sequence[int]) -> List[str]:
+        """Resolve ``block_pattern`` into one string of block letters ('W', 'S', 'M') per stage.
+
+        Args:
+            block_pattern (str | Sequence[str]): a name of :data:`NAMED_PATTERNS` or per-stage strings.
+            depths (Sequence[int]): blocks per stage.
+
+        Returns:
+            list[str]: e.g. ``['WM', 'WM', 'WMWMWM', 'WM']`` for 'ms_shift' at depths [2, 2, 6, 2].
+
+        Raises:
+            ValueError: unknown name, wrong number of stages, a stage string whose length differs from its depth,
+                or a letter outside 'W', 'S', 'M'.
+            TypeError: neither a str nor a sequence of str.
+        """
+        if isinstance(block_pattern, str):
+            if block_pattern not in NAMED_PATTERNS:
+                raise ValueError(f'SwinMSMLP: block_pattern {block_pattern!r} is not a named pattern; accepted: '
+                                 f'{sorted(NAMED_PATTERNS)} or one string of letters {sorted(BLOCK_TYPES)} per '
+                                 f'stage.')
+            return [NAMED_PATTERNS[block_pattern](d, i) for i, d in enumerate(depths)]
+        if not isinstance(block_pattern, Sequence) or not all(isinstance(p, str) for p in block_pattern):
+            raise TypeError(f'SwinMSMLP: block_pattern must be a pattern name or a sequence of per-stage strings, '
+                            f'got {block_pattern!r}.')
+        pattern = [p.upper() for p in block_pattern]
+        if len(pattern) != len(depths):
+            raise ValueError(f'SwinMSMLP: block_pattern {list(block_pattern)} has {len(pattern)} stages, the arch '
+                             f'has {len(depths)} (depths {list(depths)}).')
+        for i, (p, d) in enumerate(zip(pattern, depths)):
+            if len(p) != d:
+                raise ValueError(f'SwinMSMLP: block_pattern stage {i} {p!r} has {len(p)} blocks, the arch depth '
+                                 f'is {d} (depths {list(depths)}).')
+            bad = sorted(set(p) - set(BLOCK_TYPES))
+            if bad:
+                raise ValueError(f'SwinMSMLP: block_pattern stage {i} {p!r} has unknown letters {bad}; accepted: '
+                                 + ', '.join(f"'{k}' = {v}" for k, v in BLOCK_TYPES.items()) + '.')
+        return pattern
+
+    def _check_map_sizes(self, h: int, w: int) -> None:
+        """With ``pad_small_map=False``, an attention stage's map must not be smaller than the window."""
+        for i, pattern in enumerate(self.block_pattern):
+            if i > 0:
+                h, w = -(-h // 2), -(-w // 2)
+            if set(pattern) - {'M'} and min(h, w) < self.window_size:
+                raise ValueError(f'SwinMSMLP: stage {i} map {h}x{w} is smaller than window_size '
+                                 f'{self.window_size}; set pad_small_map=True (default) or use a larger input.')
+
+    def forward(self, x: torch.Tensor) -> tuple:
+        """(B, in_channels, H, W) -> tuple of (B, C_i) or (B, C_i, ceil(H/s_i), ceil(W/s_i))."""
+        check_input(x, self.in_channels, self.total_stride, 'SwinMSMLP')
+        x, hw_shape = self.patch_embed(x)  # (B, h*w, C0), normalised
+        if not self.pad_small_map:
+            self._check_map_sizes(*hw_shape)
+        x = self.drop_after_pos(x)
+        outs = []
+        for i, stage in enumerate(self.stages):
+            x = stage(x, hw_shape)
+            if i in self.out_indices:
+                norm = getattr(self, f'norm{i}')
+                if self.gap_before_final_norm:
+                    outs.append(norm(x.mean(dim=1)))  # (B, C)
+                else:
+                    out = norm(x).view(-1, *hw_shape, self.embed_dims[i])
+                    outs.append(out.permute(0, 3, 1, 2).contiguous())
+            if stage.downsample is not None:
+                x, hw_shape = stage.downsample(x, hw_shape)
+        return tuple(outs)
+
+    def init_weights(self):
+        """Default initialisation, then (if ``init_cfg`` holds a ``Pretrained`` entry) :func:`load_swin_pretrained`.
+
+        A ``Pretrained`` entry accepts ``checkpoint`` (path or URL) and ``prefix`` (default: auto, 'backbone.'
+        if the checkpoint's keys carry it). Other ``init_cfg`` entries are applied first; if there are none,
+        the default truncated-normal / LayerNorm initialisation is used, so the new MS blocks are initialised
+        as in MS-MLP. The report is logged and stored in ``self.pretrained_report``.
+
+        Raises:
+            ValueError: more than one ``Pretrained`` entry, or the loader's errors (see
+                :func:`load_swin_pretrained`).
+        """
+        cfgs = self.init_cfg if isinstance(self.init_cfg, list) else [self.init_cfg] if self.init_cfg else []
+        pretrained = [c for c in cfgs if c.get('type') == 'Pretrained' or getattr(c.get('type'), '__name__', '')
+                      == 'PretrainedInit']
+        if not pretrained or self.is_init:
+            return super().init_weights()
+        if len(pretrained) > 1:
+            raise ValueError(f'SwinMSMLP: init_cfg holds {len(pretrained)} Pretrained entries; give one.')
+        saved = self.init_cfg
+        self.init_cfg = [c for c in cfgs if c not in pretrained] or copy.deepcopy(_DEFAULT_INIT)
+        try:
+            super().init_weights()
+        finally:
+            self.init_cfg = saved
+        ckpt_cfg = pretrained[0]
+        report = load_swin_pretrained(self, ckpt_cfg['checkpoint'], prefix=ckpt_cfg.get('prefix'))
+        self.pretrained_report = report
+        print_log(f'SwinMSMLP: {report.summary()}', logger='current')
+
+    def _freeze_stages(self):
+        frozen = []
+        if self.frozen_stages >= 0:
+            frozen.append(self.patch_embed)
+        for i in range(self.frozen_stages):
+            frozen.append(self.stages[i])
+            if i in self.out_indices:
+                frozen.append(getattr(self, f'norm{i}'))
+        for module in frozen:
+            module.eval()
+            for param in module.parameters():
+                param.requires_grad = False
+
+    def train(self, mode: bool = True):
+        """Set train/eval mode, keeping frozen stages (and BN layers if ``norm_eval``) in eval mode."""
+        super().train(mode)
+        self._freeze_stages()
+        if mode and self.norm_eval:
+            for m in self.modules():
+                if isinstance(m, _BatchNorm):
+                    m.eval()
+        return self
+
+    def get_layer_depth(self, param_name: str, prefix: str = ''):
+        """Layer id of a parameter for layer-wise learning-rate decay (mmpretrain Swin convention).
+
+        ``num_layers = sum(depths) + 2``: the patch embedding is layer 0, block j of stage i is
+        ``sum(depths[:i]) + j + 1`` (whatever its type), stage i's merging layer (at the end of the stage) shares
+        the id of the block before it, ``sum(depths[:i + 1])``, and everything else (output norms, head,
+        parameters outside ``prefix``) is the last layer. Identical to mmpretrain ``SwinTransformer``.
+
+        Args:
+            param_name (str): full parameter name, e.g. ``'backbone.stages.1.blocks.0.attn.w_msa.qkv.weight'``.
+            prefix (str): the backbone's prefix in ``param_name``, e.g. ``'backbone.'``.
+
+        Returns:
+            tuple[int, int]: (layer id, number of layers).
+        """
+        num_layers = sum(self.depths) + 2
+        if not param_name.startswith(prefix):
+            return num_layers - 1, num_layers
+        name = param_name[len(prefix):]
+        if name.startswith('patch_embed'):
+            return 0, num_layers
+        match = re.match(r'stages\.(\d+)\.(blocks\.(\d+)|downsample)', name)
+        if match is None:
+            return num_layers - 1, num_layers
+        stage = int(match.group(1))
+        if match.group(3) is None:  # downsample
+            return sum(self.depths[:stage + 1]), num_layers
+        return sum(self.depths[:stage]) + int(match.group(3)) + 1, num_layers
+
+
+@dataclass
+class SwinLoadReport:
+    """Which tensors of a :class:`SwinMSMLP` came from a checkpoint (all names without prefix).
+
+    Attributes:
+        loaded (list[str]): model tensors copied from the checkpoint (includes ``resized``).
+        resized (list[str]): relative position bias tables interpolated to this model's window size.
+        new (list[str]): model tensors absent from the checkpoint, left at their initialisation (MS blocks;
+            output norms the checkpoint does not have).
+        derived (list[str]): ``relative_position_index`` buffers: computed from the window size, never read from
+            a checkpoint.
+        unused (list[str]): checkpoint tensors (under the prefix) that this model has no place for, e.g. the
+            shifted-window attention blocks replaced by MS blocks.
+        prefix (str): the checkpoint prefix that was stripped.
+    """
+    loaded: List[str] = field(default_factory=list)
+    resized: List[str] = field(default_factory=list)
+    new: List[str] = field(default_factory=list)
+    derived: List[str] = field(default_factory=list)
+    unused: List[str] = field(default_factory=list)
+    prefix: str = ''
+
+    def as_dict(self) -> Dict[str, List[str]]:
+        return dict(loaded=list(self.loaded), resized=list(self.resized), new=list(self.new),
+                    derived=list(self.derived), unused=list(self.unused), prefix=self.prefix)
+
+    def summary(self, max_keys: int = 0) -> str:
+        """One line of counts, then (if ``max_keys``) up to that many names per group."""
+        text = (f'loaded {len(self.loaded)} tensors from the checkpoint (prefix {self.prefix!r}; '
+                f'{len(self.resized)} bias tables resized), {len(self.new)} new (initialised here), '
+                f'{len(self.derived)} derived index buffers, {len(self.unused)} checkpoint tensors unused')
+        if max_keys:
+            for name in ('loaded', 'resized', 'new', 'unused'):
+                keys = getattr(self, name)
+                if keys:
+                    more = f' ... (+{len(keys) - max_keys})' if len(keys) > max_keys else ''
+                    text += f'\n  {name}: ' + ', '.join(keys[:max_keys]) + more
+        return text
+
+    def __str__(self) -> str:
+        return self.summary(max_keys=8)
+
+
+def resize_bias_table(table: torch.Tensor, length: int) -> torch.Tensor:
+    """Bicubic resize of a Swin relative position bias table to another window size.
+
+    The table, (L, num_heads) with L = (2w - 1)^2, is viewed as a (2w - 1) x (2w - 1) map per head and resized
+    with ``F.interpolate(mode='bicubic', align_corners=False)``, the resize mmdet's and mmseg's
+    ``SwinTransformer.init_weights`` apply. (mmpretrain's ``resize_relative_position_bias_table`` needs
+    ``scipy.interpolate.interp2d``, which SciPy 1.14 removed.)
+
+    Args:
+        table (Tensor): (L1, num_heads), L1 a square.
+        length (int): target L2, a square.
+
+    Returns:
+        Tensor: (L2, num_heads), same dtype.
+
+    Raises:
+        ValueError: ``L1`` or ``length`` is not a square number.
+    """
+    src, dst = int(round(table.shape[0]**0.5)), int(round(length**0.5))
+    if src * src != table.shape[0] or dst * dst != length:
+        raise ValueError(f'resize_bias_table: table length {table.shape[0]} and target {length} must be squares '
+                         '((2 * window - 1) ** 2).')
+    grid = table.float().t().reshape(1, table.shape[1], src, src)
+    grid = torch.nn.functional.interpolate(grid, size=(dst, dst), mode='bicubic', align_corners=False)
+    return grid.reshape(table.shape[1], length).t().contiguous().to(table.dtype)
+
+
+def _read_state_dict(checkpoint) -> dict:
+    if isinstance(checkpoint, (str, os.PathLike)):
+        from mmengine.runner.checkpoint import CheckpointLoader
+
+        # local files go through mmmixer's safe loader (registered on `import mmmixer`); URLs through mmengine
+        checkpoint = CheckpointLoader.load_checkpoint(str(checkpoint), map_location='cpu')
+    if not isinstance(checkpoint, dict):
+        raise TypeError(f'load_swin_pretrained: checkpoint must be a path, a URL or a dict, got '
+                        f'{type(checkpoint).__name__}.')
+    for key in ('state_dict', 'model'):
+        if isinstance(checkpoint.get(key), dict):
+            checkpoint = checkpoint[key]
+            break
+    return {k[7:] if k.startswith('module.') else k: v for k, v in checkpoint.items()}
+
+
+def load_swin_pretrained(model: SwinMSMLP, checkpoint, prefix: Optional[str] = None,
+                         strict: bool = True) -> SwinLoadReport:
+    """Initialise a :class:`SwinMSMLP` from an mmpretrain Swin Transformer checkpoint and report what came from it.
+
+    Every model tensor whose name and shape exist in the checkpoint is copied (a hybrid checkpoint therefore
+    also fills the MS blocks). Relative position bias tables for another window size are interpolated
+    (:func:`resize_bias_table`, bicubic as in mmdet/mmseg Swin); ``relative_position_index`` buffers are
+    never read (they are computed from the window size). Older mmpretrain/mmcls Swin layouts are accepted:
+    ``norm.*`` is renamed to ``norm{last}.*`` and ``attn_mask`` buffers are dropped (mmpretrain
+    ``SwinTransformer._load_from_state_dict``, versions < 3). Official microsoft/Swin-Transformer checkpoints
+    (``layers.*`` keys) must be converted to mmpretrain's layout first (mmpretrain publishes converted ones).
+
+    Args:
+        model (SwinMSMLP): the backbone to fill (in place). Its current values are kept for ``new`` tensors,
+            so initialise it first (``init_weights()``).
+        checkpoint (str | os.PathLike | dict): a path or URL (loaded on CPU; local files with mmmixer's safe
+            loader), a checkpoint dict (``state_dict`` or ``model`` entry), or a state dict.
+        prefix (str, optional): prefix of the backbone keys in the checkpoint, e.g. ``'backbone.'`` for an
+            mmpretrain classifier. None: ``'backbone.'`` if any key starts with it, else ``''``.
+        strict (bool): raise if a Swin tensor of the model (patch embedding, merging layers, attention blocks)
+            is missing from the checkpoint or has another shape. Default True.
+
+    Returns:
+        SwinLoadReport: loaded / resized / new / derived / unused tensor names.
+
+    Raises:
+        TypeError: ``model`` is not a SwinMSMLP, or ``checkpoint`` has an unsupported type.
+        ValueError: no checkpoint key starts with ``prefix``; with ``strict``, a Swin tensor is missing or has
+            a different shape (the message lists up to five and hints at arch / depth / window mismatches).
+    """
+    if not isinstance(model, SwinMSMLP):
+        raise TypeError(f'load_swin_pretrained: model must be a SwinMSMLP, got {type(model).__name__}.')
+    state = _read_state_dict(checkpoint)
+    if prefix is None:
+        prefix = 'backbone.' if any(k.startswith('backbone.') for k in state) else ''
+    ckpt = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+    if not ckpt:
+        raise ValueError(f'load_swin_pretrained: no checkpoint key starts with prefix {prefix!r}; keys look like '
+                         f'{sorted(state)[:5]}.')
+    last = model.num_stages - 1
+    ckpt = {(f'norm{last}.' + k[5:] if k.startswith('norm.') else k): v for k, v in ckpt.items()
+            if 'attn_mask' not in k}
+    if 'patch_embed.projection.weight' not in ckpt:
+        raise ValueError('load_swin_pretrained: the checkpoint has no "patch_embed.projection.weight" under prefix '
+                         f'{prefix!r}; is it an mmpretrain-format Swin checkpoint? Keys look like {sorted(ckpt)[:5]}. '
+                         'Official microsoft/Swin-Transformer checkpoints ("layers.*" keys) must be converted to '
+                         "mmpretrain's layout first (mmpretrain publishes converted copies).")
+
+    ms_prefixes = tuple(f'stages.{i}.blocks.{j}.' for i, p in enumerate(model.block_pattern)
+                        for j, kind in enumerate(p) if kind == 'M')
+    report = SwinLoadReport(prefix=prefix)
+    to_load, mismatched, required_missing = {}, [], []
+    for key, value in model.state_dict().items():
+        if key.endswith('relative_position_index'):
+            report.derived.append(key)
+            continue
+        required = not key.startswith(ms_prefixes) and not re.match(r'norm\d+\.', key)
+        if key not in ckpt:
+            report.new.append(key)
+            if required:
+                required_missing.append(key)
+            continue
+        src = ckpt[key]
+        if src.shape != value.shape and key.endswith('relative_position_bias_table') \
+                and src.dim() == 2 and src.shape[1] == value.shape[1]:
+            src = resize_bias_table(src, value.shape[0])
+            report.resized.append(key)
+        if src.shape != value.shape:
+            mismatched.append(f'{key}: checkpoint {tuple(ckpt[key].shape)} vs model {tuple(value.shape)}')
+            continue
+        to_load[key] = src
+        report.loaded.append(key)
+    model_keys = set(model.state_dict())
+    report.unused = [k for k in ckpt if k not in model_keys]
+    if strict and (mismatched or required_missing):
+        problems = []
+        if required_missing:
+            problems.append(f'{len(required_missing)} Swin tensors of the model are missing from the checkpoint, '
+                            f'e.g. {required_missing[:5]}')
+        if mismatched:
+            problems.append(f'{len(mismatched)} tensors have another shape, e.g. {mismatched[:5]}')
+        raise ValueError('load_swin_pretrained: ' + '; '.join(problems) + '. Does the checkpoint have the same '
+                         f'arch (embed_dims {model.embed_dims[0]}, depths {model.depths}, num_heads '
+                         f'{model.num_heads}) and patch size? Pass strict=False to load what fits.')
+    # mismatched tensors (strict=False) count as new: they keep their initialisation
+    report.new.extend(m.split(':')[0] for m in mismatched)
+    model.load_state_dict(to_load, strict=False)  # to_load only holds model keys of matching shapes
+    return report
