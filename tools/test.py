@@ -1,19 +1,30 @@
 """Evaluate a checkpoint on any mmmixer config (mmpretrain, mmdet or mmseg task).
 
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out results.pkl] [--cfg-options k=v ...]
+
+CHECKPOINT may be ``none``: the model is then evaluated as the config initialises it (``init_cfg``), which is how
+the demo measures its untrained baselines.
 """
 import argparse
 import os
 import os.path as osp
+import sys
 
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
+
+# Run from a source checkout, use that checkout's mmmixer (not an older installed copy); an installed copy of this
+# tool (mmmixer/.mim/tools/...) finds no checkout one level up and uses the installed package.
+_REPO = osp.abspath(osp.join(osp.dirname(osp.abspath(__file__)), '..'))
+if osp.isfile(osp.join(_REPO, 'mmmixer', '__init__.py')) and _REPO not in sys.path:
+    sys.path.insert(0, _REPO)
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Test (evaluate) a model (mmmixer)')
     parser.add_argument('config', help='test config file path')
-    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('checkpoint', help='checkpoint file, or "none" to evaluate the model as the config '
+                        'initialises it (e.g. an untrained baseline)')
     parser.add_argument('--work-dir', help='the dir to save logs and metrics')
     parser.add_argument('--out', help='dump the predictions to this pickle file')
     parser.add_argument('--trust-checkpoint', action='store_true',
@@ -44,7 +55,7 @@ def main(argv=None):
             cfg.setdefault('env_cfg', dict()).setdefault('dist_cfg', dict())['backend'] = 'gloo'
     cfg.work_dir = args.work_dir or cfg.get('work_dir') or osp.join(
         './work_dirs', osp.splitext(osp.basename(args.config))[0])
-    cfg.load_from = args.checkpoint
+    cfg.load_from = None if args.checkpoint.lower() == 'none' else args.checkpoint
     if args.out is not None:
         if not args.out.endswith(('.pkl', '.pickle')):
             raise SystemExit('error: --out must be a .pkl or .pickle file')

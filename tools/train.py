@@ -7,9 +7,16 @@ options of the OpenMMLab ``tools/train.py`` scripts, so ``mim train mmmixer CONF
 import argparse
 import os
 import os.path as osp
+import sys
 
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
+
+# Run from a source checkout, use that checkout's mmmixer (not an older installed copy); an installed copy of this
+# tool (mmmixer/.mim/tools/...) finds no checkout one level up and uses the installed package.
+_REPO = osp.abspath(osp.join(osp.dirname(osp.abspath(__file__)), '..'))
+if osp.isfile(osp.join(_REPO, 'mmmixer', '__init__.py')) and _REPO not in sys.path:
+    sys.path.insert(0, _REPO)
 
 
 def parse_args(argv=None):

@@ -6,11 +6,13 @@ import argparse
 import os.path as osp
 import sys
 
-try:
-    from mmmixer.datasets import make_digits_folder
-except ImportError:  # source checkout without install
-    sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..', '..'))
-    from mmmixer.datasets import make_digits_folder
+# Run from a source checkout, use that checkout's mmmixer (not an older installed copy); an installed copy of this
+# tool (mmmixer/.mim/tools/...) finds no checkout two levels up and uses the installed package.
+_REPO = osp.abspath(osp.join(osp.dirname(osp.abspath(__file__)), '..', '..'))
+if osp.isfile(osp.join(_REPO, 'mmmixer', '__init__.py')) and _REPO not in sys.path:
+    sys.path.insert(0, _REPO)
+
+from mmmixer.datasets import make_digits_folder  # noqa: E402
 
 
 def main(argv=None):

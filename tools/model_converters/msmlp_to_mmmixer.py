@@ -15,13 +15,14 @@ import sys
 
 import torch
 
-try:
-    from mmmixer.models.backbones.ms_mlp import convert_official_msmlp
-    from mmmixer.utils.checkpoint import load_foreign_checkpoint
-except ImportError:  # running from a source checkout without installing
-    sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..', '..'))
-    from mmmixer.models.backbones.ms_mlp import convert_official_msmlp
-    from mmmixer.utils.checkpoint import load_foreign_checkpoint
+# Run from a source checkout, use that checkout's mmmixer (not an older installed copy); an installed copy of this
+# tool (mmmixer/.mim/tools/...) finds no checkout two levels up and uses the installed package.
+_REPO = osp.abspath(osp.join(osp.dirname(osp.abspath(__file__)), '..', '..'))
+if osp.isfile(osp.join(_REPO, 'mmmixer', '__init__.py')) and _REPO not in sys.path:
+    sys.path.insert(0, _REPO)
+
+from mmmixer.models.backbones.ms_mlp import convert_official_msmlp  # noqa: E402
+from mmmixer.utils.checkpoint import load_foreign_checkpoint  # noqa: E402
 
 
 def main(argv=None):
