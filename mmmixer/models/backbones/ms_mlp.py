@@ -13,9 +13,9 @@ import torch.nn as nn
 from mmcv.cnn import build_norm_layer
 from mmcv.cnn.bricks.transformer import PatchEmbed
 from mmengine.model import BaseModule, ModuleList
-from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmmixer.registry import MODELS
+from .base import FrozenStagesMixin
 from ..layers.mix_shift import SHIFT_MODES, MixShiftBlock
 from ..utils import check_input, normalize_out_indices, parse_arch
 
@@ -53,7 +53,7 @@ class MSMLPStage(nn.Module):
 
 
 @MODELS.register_module()
-class MSMLP(BaseModule):
+class MSMLP(FrozenStagesMixin, BaseModule):
     """MS-MLP backbone: `Mixing and Shifting: Exploiting Global and Local Dependencies in Vision MLPs
     <https://arxiv.org/abs/2202.06510>`_.
 
@@ -214,29 +214,6 @@ class MSMLP(BaseModule):
                 else:
                     outs.append(norm(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2).contiguous())
         return tuple(outs)
-
-    def _freeze_stages(self):
-        frozen = []
-        if self.frozen_stages >= 0:
-            frozen.append(self.patch_embed)
-        for i in range(self.frozen_stages):
-            frozen.append(self.stages[i])
-            if i in self.out_indices:
-                frozen.append(getattr(self, f'norm{i}'))
-        for module in frozen:
-            module.eval()
-            for param in module.parameters():
-                param.requires_grad = False
-
-    def train(self, mode: bool = True):
-        """Set train/eval mode, keeping frozen stages (and BN layers if ``norm_eval``) in eval mode."""
-        super().train(mode)
-        self._freeze_stages()
-        if mode and self.norm_eval:
-            for m in self.modules():
-                if isinstance(m, _BatchNorm):
-                    m.eval()
-        return self
 
     def get_layer_depth(self, param_name: str, prefix: str = ''):
         """Layer id of a parameter for layer-wise learning-rate decay (mmpretrain Swin convention).

@@ -19,9 +19,9 @@ from mmcv.cnn import build_activation_layer, build_norm_layer
 from mmcv.cnn.bricks import DropPath
 from mmengine.logging import print_log
 from mmengine.model import BaseModule, ModuleList
-from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmmixer.registry import MODELS
+from .base import FrozenStagesMixin
 from ..utils import check_input, normalize_out_indices, parse_arch
 
 __all__ = ['PosMLP', 'convert_official_posmlp']
@@ -427,7 +427,7 @@ class PosMLPStage(nn.Module):
 
 
 @MODELS.register_module()
-class PosMLP(BaseModule):
+class PosMLP(FrozenStagesMixin, BaseModule):
     """PosMLP backbone: `Parameterization of Cross-Token Relations with Relative Positional Encoding for Vision MLP
     <https://arxiv.org/abs/2207.07284>`_ (ACM MM 2022).
 
@@ -598,29 +598,6 @@ class PosMLP(BaseModule):
                 else:
                     outs.append(norm(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2).contiguous())
         return tuple(outs)
-
-    def _freeze_stages(self):
-        frozen = []
-        if self.frozen_stages >= 0:
-            frozen.append(self.patch_embed)
-        for i in range(self.frozen_stages):
-            frozen.append(self.stages[i])
-            if i in self.out_indices:
-                frozen.append(getattr(self, f'norm{i}'))
-        for module in frozen:
-            module.eval()
-            for param in module.parameters():
-                param.requires_grad = False
-
-    def train(self, mode: bool = True):
-        """Set train/eval mode, keeping frozen parts (and BatchNorms if ``norm_eval``) in eval mode."""
-        super().train(mode)
-        self._freeze_stages()
-        if mode and self.norm_eval:
-            for m in self.modules():
-                if isinstance(m, _BatchNorm):
-                    m.eval()
-        return self
 
     def get_layer_depth(self, param_name: str, prefix: str = ''):
         """Layer id of a parameter for layer-wise learning-rate decay (mmpretrain Swin convention).

@@ -29,9 +29,9 @@ import torch.utils.checkpoint as cp
 from mmcv.cnn import build_activation_layer, build_norm_layer
 from mmcv.cnn.bricks import DropPath
 from mmengine.model import BaseModule, ModuleList
-from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmmixer.registry import MODELS
+from .base import FrozenStagesMixin
 from ..utils import check_input, normalize_out_indices, parse_arch
 
 __all__ = ['StripMLP', 'CGSMM', 'LSMM', 'StripMLPBlock', 'window_starts', 'convert_official_stripmlp']
@@ -368,7 +368,7 @@ class StripMLPStage(nn.Module):
 
 
 @MODELS.register_module()
-class StripMLP(BaseModule):
+class StripMLP(FrozenStagesMixin, BaseModule):
     """Strip-MLP backbone: `Strip-MLP: Efficient Token Interaction for Vision MLP
     <https://arxiv.org/abs/2307.11458>`_ (ICCV 2023).
 
@@ -594,32 +594,14 @@ class StripMLP(BaseModule):
                 outs.append(out.mean(dim=(2, 3)) if self.gap_before_final_norm else out)
         return tuple(outs)
 
-    def _freeze_stages(self):
-        frozen = []
-        if self.frozen_stages >= 0:
-            frozen.append(self.patch_embed)
-        for i in range(self.frozen_stages):
-            frozen.append(self.stages[i])
-            if i in self.out_indices:
-                frozen.append(getattr(self, f'norm{i}'))
+    def _frozen_modules(self):
+        """The mixin's modules plus the cross-stage shortcut convs feeding frozen stages."""
+        modules = super()._frozen_modules()
         if self.frozen_stages > 2:
-            frozen.append(self.shortcut_1to2)
+            modules.append(self.shortcut_1to2)
         if self.frozen_stages > 3:
-            frozen += [self.shortcut_1to3, self.shortcut_2to3]
-        for module in frozen:
-            module.eval()
-            for param in module.parameters():
-                param.requires_grad = False
-
-    def train(self, mode: bool = True):
-        """Set train/eval mode, keeping frozen stages (and all BN layers if ``norm_eval``) in eval mode."""
-        super().train(mode)
-        self._freeze_stages()
-        if mode and self.norm_eval:
-            for m in self.modules():
-                if isinstance(m, _BatchNorm):
-                    m.eval()
-        return self
+            modules += [self.shortcut_1to3, self.shortcut_2to3]
+        return modules
 
     def get_layer_depth(self, param_name: str, prefix: str = ''):
         """Layer id of a parameter for layer-wise learning-rate decay (mmpretrain Swin convention).

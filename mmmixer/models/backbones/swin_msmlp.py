@@ -29,9 +29,9 @@ from mmcv.cnn import build_norm_layer
 from mmcv.cnn.bricks.transformer import PatchEmbed, PatchMerging
 from mmengine.logging import print_log
 from mmengine.model import BaseModule, ModuleList
-from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmmixer.registry import MODELS
+from .base import FrozenStagesMixin
 from ..layers.mix_shift import MixShiftBlock
 from ..utils import check_input, normalize_out_indices, parse_arch
 from .ms_mlp import MSMLP
@@ -138,7 +138,7 @@ class SwinMSMLPStage(BaseModule):
 
 
 @MODELS.register_module()
-class SwinMSMLP(BaseModule):
+class SwinMSMLP(FrozenStagesMixin, BaseModule):
     """Swin Transformer with Mix-Shift blocks: a Swin + MS-MLP hybrid backbone.
 
     Combines `Swin Transformer <https://arxiv.org/abs/2103.14030>`_ (mmpretrain's implementation) with the
@@ -426,29 +426,6 @@ class SwinMSMLP(BaseModule):
         report = load_swin_pretrained(self, ckpt_cfg['checkpoint'], prefix=ckpt_cfg.get('prefix'))
         self.pretrained_report = report
         print_log(f'SwinMSMLP: {report.summary()}', logger='current')
-
-    def _freeze_stages(self):
-        frozen = []
-        if self.frozen_stages >= 0:
-            frozen.append(self.patch_embed)
-        for i in range(self.frozen_stages):
-            frozen.append(self.stages[i])
-            if i in self.out_indices:
-                frozen.append(getattr(self, f'norm{i}'))
-        for module in frozen:
-            module.eval()
-            for param in module.parameters():
-                param.requires_grad = False
-
-    def train(self, mode: bool = True):
-        """Set train/eval mode, keeping frozen stages (and BN layers if ``norm_eval``) in eval mode."""
-        super().train(mode)
-        self._freeze_stages()
-        if mode and self.norm_eval:
-            for m in self.modules():
-                if isinstance(m, _BatchNorm):
-                    m.eval()
-        return self
 
     def get_layer_depth(self, param_name: str, prefix: str = ''):
         """Layer id of a parameter for layer-wise learning-rate decay (mmpretrain Swin convention).

@@ -4,7 +4,7 @@ Reference: Zheng et al., "Mixing and Shifting: Exploiting Global and Local Depen
 arXiv 2202.06510, Fig. 2 and Sec. 3; official code ``models/ms_mlp.py`` (``MixShiftBlock``) of
 JegZheng/MS-MLP @ a10d34d. Written from the paper and that file's behaviour; no code copied.
 """
-from typing import Optional, Sequence
+from typing import Sequence
 
 import torch
 import torch.nn as nn
