@@ -64,5 +64,7 @@ fi
 
 # mmmixer from this checkout, as a regular (non-editable) install so that `mim train mmmixer` finds .mim/
 log "installing mmmixer from $here"
+# setuptools reuses build/lib between builds: a config deleted or moved in the checkout would survive in the wheel
+rm -rf "$here/build"
 "$VENV/bin/python" -m pip --disable-pip-version-check install -q --no-deps --no-build-isolation --force-reinstall "$here" >&2
 echo "VENV=$VENV"
