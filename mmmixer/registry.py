@@ -6,13 +6,14 @@ our modules on first use. Only public classes are registered; internal blocks ar
 (see ``../shared/reference/openmmlab.md`` §1.3: an unscoped ``MODELS.build`` under another default scope
 looks in the wrong registry).
 """
+from mmengine.registry import LOOPS as MMENGINE_LOOPS
 from mmengine.registry import MODELS as MMENGINE_MODELS
 from mmengine.registry import \
     OPTIM_WRAPPER_CONSTRUCTORS as MMENGINE_OPTIM_WRAPPER_CONSTRUCTORS
 from mmengine.registry import OPTIM_WRAPPERS as MMENGINE_OPTIM_WRAPPERS
 from mmengine.registry import Registry
 
-__all__ = ['MODELS', 'OPTIM_WRAPPER_CONSTRUCTORS', 'OPTIM_WRAPPERS']
+__all__ = ['MODELS', 'OPTIM_WRAPPER_CONSTRUCTORS', 'OPTIM_WRAPPERS', 'LOOPS']
 
 MODELS = Registry(
     'model', parent=MMENGINE_MODELS, scope='mmmixer', locations=['mmmixer.models'])
@@ -25,3 +26,5 @@ OPTIM_WRAPPER_CONSTRUCTORS = Registry(
 
 OPTIM_WRAPPERS = Registry(
     'optim_wrapper', parent=MMENGINE_OPTIM_WRAPPERS, scope='mmmixer', locations=['mmmixer.engine'])
+
+LOOPS = Registry('loop', parent=MMENGINE_LOOPS, scope='mmmixer', locations=['mmmixer.engine'])

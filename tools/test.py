@@ -56,16 +56,39 @@ def main(argv=None):
     cfg.work_dir = args.work_dir or cfg.get('work_dir') or osp.join(
         './work_dirs', osp.splitext(osp.basename(args.config))[0])
     cfg.load_from = None if args.checkpoint.lower() == 'none' else args.checkpoint
+    if cfg.load_from is not None and '://' not in cfg.load_from and not osp.isfile(cfg.load_from):
+        raise SystemExit(f'error: CHECKPOINT {cfg.load_from!r} is not an existing file; accepted: a checkpoint '
+                         'written by tools/train.py or tools/model_converters/*_to_mmmixer.py, a URL, or "none" '
+                         '(evaluate the model as the config initialises it).')
     if args.out is not None:
         if not args.out.endswith(('.pkl', '.pickle')):
-            raise SystemExit('error: --out must be a .pkl or .pickle file')
+            raise SystemExit(f'error: --out {args.out!r} must name a .pkl or .pickle file (DumpResults pickles '
+                             'the predictions).')
         cfg.test_evaluator = cfg.test_evaluator if isinstance(cfg.test_evaluator, list) else [
             cfg.test_evaluator
         ]
         cfg.test_evaluator.append(dict(type='DumpResults', out_file_path=args.out))
+    from mmmixer.utils.config_check import check_backbone_type, check_data_roots
+    check_backbone_type(cfg)
+    check_data_roots(cfg, ('test', ))
+    if args.launcher != 'none':
+        import torch
+        from mmmixer.utils.dist import check_launcher_env, cpu_model_wrapper_cfg, init_cpu_dist
+        check_launcher_env(args.launcher)
+        if not torch.cuda.is_available() and args.launcher in ('pytorch', 'slurm'):
+            # mmengine's init_dist calls torch.cuda.set_device and its DDP wrapper passes device_ids: not on CPU
+            cfg.model_wrapper_cfg = cpu_model_wrapper_cfg(cfg.get('model_wrapper_cfg'))
+            dist_cfg = cfg.env_cfg.get('dist_cfg', {})
+            init_cpu_dist(args.launcher, backend=dist_cfg.get('backend', 'gloo'), timeout=dist_cfg.get('timeout'))
     runner = Runner.from_cfg(cfg)
     metrics = runner.test()
-    print({k: round(float(v), 4) if isinstance(v, (int, float)) else v for k, v in metrics.items()})
+    printable = {}
+    for key, value in metrics.items():
+        try:
+            printable[key] = round(float(value), 4)  # numpy scalars print as plain numbers
+        except (TypeError, ValueError):
+            printable[key] = value if isinstance(value, (str, int, float, list, tuple, dict)) else repr(value)
+    print(printable)
 
 
 if __name__ == '__main__':

@@ -75,8 +75,6 @@ def merge_args(cfg, args):
         elif 'Amp' not in optim_wrapper and 'Autocast' not in optim_wrapper:
             raise SystemExit(f'--amp: the config uses optim_wrapper type {optim_wrapper!r}; set an AMP '
                              'wrapper in the config instead.')
-    if args.no_validate:
-        cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
     if args.auto_scale_lr:
         cfg.setdefault('auto_scale_lr', dict())
         cfg.auto_scale_lr.enable = True
@@ -87,7 +85,31 @@ def merge_args(cfg, args):
             cfg.setdefault('env_cfg', dict()).setdefault('dist_cfg', dict())['backend'] = 'gloo'
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
+    if args.no_validate:  # after --cfg-options, which may set val_dataloader.* (e.g. its data_root)
+        cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
+    if args.launcher != 'none':
+        import torch
+        if not torch.cuda.is_available():
+            # mmengine's DDP wrapper passes device_ids=[LOCAL_RANK], which torch refuses for a CPU model
+            from mmmixer.utils.dist import check_no_sync_bn, cpu_model_wrapper_cfg
+            check_no_sync_bn(cfg)
+            wrapper = dict(find_unused_parameters=cfg.get('find_unused_parameters', False))
+            wrapper.update(cfg.get('model_wrapper_cfg') or {})
+            cfg.model_wrapper_cfg = cpu_model_wrapper_cfg(wrapper)
     return cfg
+
+
+def setup_cpu_dist(cfg):
+    """On a machine without CUDA, initialise torch.distributed (gloo) here: mmengine's ``init_dist`` calls
+    ``torch.cuda.set_device``, which fails without an NVIDIA driver (mmmixer/utils/dist.py)."""
+    import torch
+    from mmmixer.utils.dist import check_launcher_env, init_cpu_dist
+    if cfg.launcher == 'none':
+        return
+    check_launcher_env(cfg.launcher)
+    if not torch.cuda.is_available() and cfg.launcher in ('pytorch', 'slurm'):
+        dist_cfg = cfg.get('env_cfg', {}).get('dist_cfg', {})
+        init_cpu_dist(cfg.launcher, backend=dist_cfg.get('backend', 'gloo'), timeout=dist_cfg.get('timeout'))
 
 
 def main(argv=None):
@@ -96,6 +118,16 @@ def main(argv=None):
         os.environ['MMMIXER_TRUST_CHECKPOINTS'] = '1'
     import mmmixer  # noqa: F401  (installs the safe checkpoint loader)
     cfg = merge_args(Config.fromfile(args.config), args)
+    from mmmixer.utils.config_check import check_backbone_type, check_data_roots
+    check_backbone_type(cfg)
+    check_data_roots(cfg, ('train', 'val'))
+    load_from = cfg.get('load_from')
+    if isinstance(load_from, str) and '://' not in load_from and not osp.isfile(load_from):
+        setting = '--resume' if args.resume not in (None, 'auto') else 'load_from'
+        raise SystemExit(f'error: {setting} {load_from!r} is not an existing file; accepted: a checkpoint written by '
+                         'tools/train.py or tools/model_converters/*_to_mmmixer.py, or a URL (--resume without a '
+                         'value resumes from the latest checkpoint of the work dir).')
+    setup_cpu_dist(cfg)
     if 'runner_type' in cfg:
         from mmengine.registry import RUNNERS
         runner = RUNNERS.build(cfg)

@@ -59,7 +59,9 @@ param_scheduler = [
     dict(type='LinearLR', start_factor=1e-2, by_epoch=True, end=2, convert_to_iter_based=True),
     dict(type='CosineAnnealingLR', eta_min=1e-5, by_epoch=True, begin=2, end=max_epochs),
 ]
-train_cfg = dict(by_epoch=True, max_epochs=max_epochs, val_interval=10)
+# mmengine's epoch loop with position-seeded randomness: `--resume` from any checkpoint, even one written mid-epoch
+# (default_hooks.checkpoint.by_epoch=False), reproduces the uninterrupted run bit for bit (docs/reproducibility.md)
+train_cfg = dict(type='mmmixer.ExactResumeEpochBasedTrainLoop', max_epochs=max_epochs, val_interval=10)
 val_cfg = dict()
 test_cfg = dict()
 

@@ -1,5 +1,6 @@
-"""Training-engine extensions of mmmixer (optimizer wrappers and constructors)."""
+"""Training-engine extensions of mmmixer (optimizer wrappers and constructors, training loops)."""
 from .layer_decay import LayerDecayOptimWrapperConstructor
+from .loops import ExactResumeEpochBasedTrainLoop
 from .optim_wrapper import AutocastOptimWrapper
 
-__all__ = ['AutocastOptimWrapper', 'LayerDecayOptimWrapperConstructor']
+__all__ = ['AutocastOptimWrapper', 'ExactResumeEpochBasedTrainLoop', 'LayerDecayOptimWrapperConstructor']

@@ -22,8 +22,9 @@ def parse_arch(arch: Union[str, dict], arch_zoo: dict, keys: Set[str], owner: st
         dict: a copy of the settings.
 
     Raises:
-        ValueError: unknown preset name (the message lists the valid ones), or a dict with missing or
-            unknown keys.
+        ValueError: unknown preset name (the message lists the valid ones), a dict with missing or unknown keys,
+            ``depths`` that is not a non-empty list of ints >= 0, or ``embed_dims`` that is not a positive int
+            (or a list of them).
         TypeError: ``arch`` is neither str nor dict.
     """
     if isinstance(arch, str):
@@ -39,9 +40,20 @@ def parse_arch(arch: Union[str, dict], arch_zoo: dict, keys: Set[str], owner: st
             raise ValueError(
                 f'{owner}: a custom arch dict needs the keys {sorted(keys)}'
                 + (f' (optional: {sorted(optional_keys)})' if optional_keys else '')
-                + f'; missing {sorted(missing)}, unknown {sorted(unknown)}.')
+                + f'; missing {sorted(missing)}, unknown {sorted(unknown)} (got arch={dict(arch)!r}).')
+        depths = arch.get('depths')
+        if 'depths' in keys and not (isinstance(depths, Sequence) and len(depths) > 0
+                                     and all(isinstance(d, int) and d >= 0 for d in depths)):
+            raise ValueError(f'{owner}: arch depths={depths!r}; accepted: a non-empty list of block counts (ints '
+                             '>= 0), one per stage.')
+        dims = arch.get('embed_dims')
+        if 'embed_dims' in keys and not (isinstance(dims, int) and dims > 0 or isinstance(dims, Sequence) and all(
+                isinstance(d, int) and d > 0 for d in dims)):
+            raise ValueError(f'{owner}: arch embed_dims={dims!r}; accepted: a positive int (stage 0 width) or a '
+                             'list of positive ints.')
         return copy.deepcopy(dict(arch))
-    raise TypeError(f'{owner}: arch must be a preset name (str) or a dict, got {type(arch).__name__}.')
+    raise TypeError(f'{owner}: arch must be a preset name (str) or a dict, got {arch!r} '
+                    f'({type(arch).__name__}).')
 
 
 def normalize_out_indices(out_indices: Union[int, Sequence[int]], num_stages: int, owner: str) -> tuple:
@@ -56,7 +68,8 @@ def normalize_out_indices(out_indices: Union[int, Sequence[int]], num_stages: in
     if not isinstance(out_indices, Sequence) or not all(isinstance(i, int) for i in out_indices):
         raise TypeError(f'{owner}: out_indices must be an int or a sequence of ints, got {out_indices!r}.')
     if len(out_indices) == 0:
-        raise ValueError(f'{owner}: out_indices must not be empty.')
+        raise ValueError(f'{owner}: out_indices must not be empty, got {out_indices!r}; accepted: stage indices '
+                         f'0..{num_stages - 1} or -{num_stages}..-1.')
     result = []
     for i in out_indices:
         if not -num_stages <= i < num_stages:
@@ -64,21 +77,29 @@ def normalize_out_indices(out_indices: Union[int, Sequence[int]], num_stages: in
                              f'or -{num_stages}..-1 ({num_stages} stages).')
         result.append(i % num_stages)
     if len(set(result)) != len(result):
-        raise ValueError(f'{owner}: out_indices {list(out_indices)} name a stage twice.')
+        raise ValueError(f'{owner}: out_indices {list(out_indices)} name a stage twice; accepted: distinct stages '
+                         f'({num_stages} stages: 0..{num_stages - 1}, or -{num_stages}..-1 from the end).')
     return tuple(sorted(result))
 
 
 def check_input(x: torch.Tensor, in_channels: int, min_size: int, owner: str) -> None:
-    """Validate a backbone input: 4-D (B, C, H, W), C == ``in_channels``, H and W >= ``min_size``.
+    """Validate a backbone input: a floating-point tensor, 4-D (B, C, H, W), C == ``in_channels``, H, W >=
+    ``min_size``. Values are not checked (NaN / inf propagate, see docs/bad_inputs.md).
 
     Raises:
+        TypeError: not a tensor, or an integer / bool tensor (images not yet normalised).
         ValueError: with the offending shape and what is accepted.
     """
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f'{owner}: input must be a torch.Tensor (B, C, H, W), got {type(x).__name__}.')
+    if not (x.is_floating_point() or x.is_complex()):
+        raise TypeError(f'{owner}: input dtype {x.dtype} is not floating point; accepted: float32 / float16 / '
+                        'bfloat16 images (normalise them first, e.g. with the data preprocessor).')
     if x.dim() != 4:
         raise ValueError(f'{owner}: input must be 4-D (B, C, H, W), got shape {tuple(x.shape)}.')
     if x.shape[1] != in_channels:
-        raise ValueError(f'{owner}: input has {x.shape[1]} channels, the backbone was built with '
-                         f'in_channels={in_channels}.')
+        raise ValueError(f'{owner}: input has {x.shape[1]} channels (shape {tuple(x.shape)}), the backbone was '
+                         f'built with in_channels={in_channels}; accepted: (B, {in_channels}, H, W).')
     if x.shape[2] < min_size or x.shape[3] < min_size:
         raise ValueError(f'{owner}: input size {x.shape[2]}x{x.shape[3]} is smaller than the total stride '
                          f'{min_size}; accepted: H, W >= {min_size}.')

@@ -22,7 +22,7 @@ if osp.isfile(osp.join(_REPO, 'mmmixer', '__init__.py')) and _REPO not in sys.pa
     sys.path.insert(0, _REPO)
 
 from mmmixer.models.backbones.ms_mlp import convert_official_msmlp  # noqa: E402
-from mmmixer.utils.checkpoint import load_foreign_checkpoint  # noqa: E402
+from mmmixer.utils.checkpoint import CheckpointLoadError, load_foreign_checkpoint  # noqa: E402
 
 
 def main(argv=None):
@@ -33,7 +33,13 @@ def main(argv=None):
                         help="take the 'model_ema' weights (present only if trained with --model_ema)")
     args = parser.parse_args(argv)
 
-    ckpt = load_foreign_checkpoint(args.src)
+    if not osp.isfile(args.src):
+        raise SystemExit(f'error: SRC {args.src!r} does not exist; accepted: an official MS-MLP checkpoint file '
+                         '(.pth).')
+    try:
+        ckpt = load_foreign_checkpoint(args.src)
+    except CheckpointLoadError as err:
+        raise SystemExit(f'error: SRC: {err} Accepted: an official MS-MLP checkpoint file (.pth).')
     key = 'model_ema' if args.use_ema else 'model'
     if key not in ckpt:
         raise SystemExit(f'error: {args.src} has no {key!r} entry (top-level keys: {sorted(ckpt)}); '

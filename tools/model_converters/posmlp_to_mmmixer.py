@@ -25,7 +25,7 @@ if osp.isfile(osp.join(_REPO, 'mmmixer', '__init__.py')) and _REPO not in sys.pa
     sys.path.insert(0, _REPO)
 
 from mmmixer.models.backbones.pos_mlp import convert_official_posmlp  # noqa: E402
-from mmmixer.utils.checkpoint import load_foreign_checkpoint  # noqa: E402
+from mmmixer.utils.checkpoint import CheckpointLoadError, load_foreign_checkpoint  # noqa: E402
 
 
 def main(argv=None):
@@ -36,7 +36,13 @@ def main(argv=None):
                         help="take the raw 'state_dict' weights instead of the EMA weights 'state_dict_ema'")
     args = parser.parse_args(argv)
 
-    ckpt = load_foreign_checkpoint(args.src)
+    if not osp.isfile(args.src):
+        raise SystemExit(f'error: SRC {args.src!r} does not exist; accepted: an official PosMLP checkpoint file '
+                         '(.pth).')
+    try:
+        ckpt = load_foreign_checkpoint(args.src)
+    except CheckpointLoadError as err:
+        raise SystemExit(f'error: SRC: {err} Accepted: an official PosMLP checkpoint file (.pth).')
     key = 'state_dict' if args.use_non_ema else 'state_dict_ema'
     if key not in ckpt:
         raise SystemExit(f'error: {args.src} has no {key!r} entry (top-level keys: {sorted(ckpt)}); an official '

@@ -25,7 +25,7 @@ _CHECKOUT = osp.join(osp.dirname(osp.abspath(__file__)), '..', '..')
 if osp.isfile(osp.join(_CHECKOUT, 'mmmixer', '__init__.py')):
     sys.path.insert(0, osp.abspath(_CHECKOUT))
 from mmmixer.models.backbones.strip_mlp import convert_official_stripmlp  # noqa: E402
-from mmmixer.utils.checkpoint import load_foreign_checkpoint  # noqa: E402
+from mmmixer.utils.checkpoint import CheckpointLoadError, load_foreign_checkpoint  # noqa: E402
 
 
 def main(argv=None):
@@ -34,7 +34,13 @@ def main(argv=None):
     parser.add_argument('dst', help='output mmmixer checkpoint (.pth)')
     args = parser.parse_args(argv)
 
-    ckpt = load_foreign_checkpoint(args.src)
+    if not osp.isfile(args.src):
+        raise SystemExit(f'error: SRC {args.src!r} does not exist; accepted: an official Strip-MLP checkpoint file '
+                         '(.pth).')
+    try:
+        ckpt = load_foreign_checkpoint(args.src)
+    except CheckpointLoadError as err:
+        raise SystemExit(f'error: SRC: {err} Accepted: an official Strip-MLP checkpoint file (.pth).')
     if 'model' in ckpt:
         weights = ckpt['model']
     elif 'patch_embed.weight' in ckpt:  # a bare state dict

@@ -15,7 +15,7 @@ from mmcv.cnn.bricks.transformer import PatchEmbed
 from mmengine.model import BaseModule, ModuleList
 
 from mmmixer.registry import MODELS
-from .base import FrozenStagesMixin
+from .base import CheckpointFitMixin, FrozenStagesMixin
 from ..layers.mix_shift import SHIFT_MODES, MixShiftBlock
 from ..utils import check_input, normalize_out_indices, parse_arch
 
@@ -53,7 +53,7 @@ class MSMLPStage(nn.Module):
 
 
 @MODELS.register_module()
-class MSMLP(FrozenStagesMixin, BaseModule):
+class MSMLP(CheckpointFitMixin, FrozenStagesMixin, BaseModule):
     """MS-MLP backbone: `Mixing and Shifting: Exploiting Global and Local Dependencies in Vision MLPs
     <https://arxiv.org/abs/2202.06510>`_.
 

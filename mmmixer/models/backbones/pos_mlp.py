@@ -21,7 +21,7 @@ from mmengine.logging import print_log
 from mmengine.model import BaseModule, ModuleList
 
 from mmmixer.registry import MODELS
-from .base import FrozenStagesMixin
+from .base import CheckpointFitMixin, FrozenStagesMixin
 from ..utils import check_input, normalize_out_indices, parse_arch
 
 __all__ = ['PosMLP', 'convert_official_posmlp']
@@ -324,7 +324,8 @@ class PosMLPBlock(nn.Module):
         if hidden % 2 or (hidden // 2) % gamma:
             raise ValueError(f'PosMLP block: the hidden width int(mlp_ratio * embed_dims) = int({mlp_ratio} * '
                              f'{embed_dims}) = {hidden} must be even and its gated half ({hidden // 2}) divisible '
-                             f'by gamma={gamma}.')
+                             f'by gamma={gamma}; accepted: arch gammas / mlp_ratios such that each stage\'s '
+                             'int(mlp_ratio * width) / 2 is a multiple of its gamma.')
         self.with_cp = with_cp
         self.norm = build_norm_layer(norm_cfg, embed_dims)[1]
         self.fc1 = nn.Linear(embed_dims, hidden)
@@ -427,7 +428,7 @@ class PosMLPStage(nn.Module):
 
 
 @MODELS.register_module()
-class PosMLP(FrozenStagesMixin, BaseModule):
+class PosMLP(CheckpointFitMixin, FrozenStagesMixin, BaseModule):
     """PosMLP backbone: `Parameterization of Cross-Token Relations with Relative Positional Encoding for Vision MLP
     <https://arxiv.org/abs/2207.07284>`_ (ACM MM 2022).
 
@@ -498,6 +499,23 @@ class PosMLP(FrozenStagesMixin, BaseModule):
             an input that is not (B, in_channels, H, W).
     """
     _official = {'depths': [2, 2, 18, 2], 'gammas': [8, 16, 32, 64], 'mlp_ratios': [4, 4, 4, 2]}
+    # shown in the error for a checkpoint of another arch (CheckpointFitMixin); tables and stale index buffers of
+    # another window size are adapted / dropped on load (_PositionalMap._load_from_state_dict)
+    _arch_fields = ('embed_dims', 'depths', 'gammas', 'mlp_ratios', 'pos_type', 'generalized', 'window_size',
+                    'in_channels')
+    _dropped_on_load = _DERIVED_BUFFERS
+
+    def _tolerate_on_load(self, key: str, checkpoint_tensor, model_tensor) -> bool:
+        """Shape differences the positional maps resize on load: ``token_proj_n_bias`` of a square window and
+        LRPE tables of an odd square size with this model's number of groups."""
+        shape = tuple(getattr(checkpoint_tensor, 'shape', ()))
+        if key.endswith('.token_proj_n_bias'):
+            return len(shape) == 3 and shape[0] == shape[2] == 1 and math.isqrt(shape[1])**2 == shape[1]
+        if key.endswith('.relative_position_bias_table') and len(shape) == 2:
+            side = math.isqrt(shape[0])
+            return side * side == shape[0] and side % 2 == 1 and shape[1] == model_tensor.shape[1]
+        return False
+
     arch_zoo = {
         **dict.fromkeys(['t', 'tiny'], {'embed_dims': [96, 192, 384, 768], **_official}),
         **dict.fromkeys(['s', 'small'], {'embed_dims': [128, 256, 512, 1024], **_official}),

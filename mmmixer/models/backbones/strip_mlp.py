@@ -31,7 +31,7 @@ from mmcv.cnn.bricks import DropPath
 from mmengine.model import BaseModule, ModuleList
 
 from mmmixer.registry import MODELS
-from .base import FrozenStagesMixin
+from .base import CheckpointFitMixin, FrozenStagesMixin
 from ..utils import check_input, normalize_out_indices, parse_arch
 
 __all__ = ['StripMLP', 'CGSMM', 'LSMM', 'StripMLPBlock', 'window_starts', 'convert_official_stripmlp']
@@ -56,7 +56,9 @@ def window_starts(size: int, length: int) -> List[int]:
     """
     if size <= length:
         return [0]
-    num = -(-size // length)
+    # ceil without negative operands: under tracing ``size`` is a traced shape, and the legacy ONNX exporter
+    # turns floor division into truncation, so ``-(-size // length)`` came out as floor (tests/test_deploy.py)
+    num = (size + length - 1) // length
     return [k * (size - length) // (num - 1) for k in range(num)]
 
 
@@ -368,7 +370,7 @@ class StripMLPStage(nn.Module):
 
 
 @MODELS.register_module()
-class StripMLP(FrozenStagesMixin, BaseModule):
+class StripMLP(CheckpointFitMixin, FrozenStagesMixin, BaseModule):
     """Strip-MLP backbone: `Strip-MLP: Efficient Token Interaction for Vision MLP
     <https://arxiv.org/abs/2307.11458>`_ (ICCV 2023).
 
@@ -481,6 +483,7 @@ class StripMLP(FrozenStagesMixin, BaseModule):
             ``out_indices``/``frozen_stages`` out of range, and at forward time an input that is not
             (B, in_channels, H >= 32, W >= 32).
     """
+    _arch_fields = ('embed_dims', 'depths', 'img_size', 'channel_patches', 'in_channels')  # CheckpointFitMixin
     arch_zoo = {
         **dict.fromkeys(['light_tiny', 'light-tiny', 't*', 'lt'], {'embed_dims': 80, 'depths': [2, 2, 6, 2]}),
         **dict.fromkeys(['t', 'tiny'], {'embed_dims': 80, 'depths': [2, 2, 12, 2]}),

@@ -31,7 +31,8 @@ from mmengine.logging import print_log
 from mmengine.model import BaseModule, ModuleList
 
 from mmmixer.registry import MODELS
-from .base import FrozenStagesMixin
+from mmmixer.utils.checkpoint import allow_partial_load
+from .base import CheckpointFitMixin, FrozenStagesMixin
 from ..layers.mix_shift import MixShiftBlock
 from ..utils import check_input, normalize_out_indices, parse_arch
 from .ms_mlp import MSMLP
@@ -138,7 +139,7 @@ class SwinMSMLPStage(BaseModule):
 
 
 @MODELS.register_module()
-class SwinMSMLP(FrozenStagesMixin, BaseModule):
+class SwinMSMLP(CheckpointFitMixin, FrozenStagesMixin, BaseModule):
     """Swin Transformer with Mix-Shift blocks: a Swin + MS-MLP hybrid backbone.
 
     Combines `Swin Transformer <https://arxiv.org/abs/2103.14030>`_ (mmpretrain's implementation) with the
@@ -242,12 +243,14 @@ class SwinMSMLP(FrozenStagesMixin, BaseModule):
 
     Raises:
         ImportError: mmpretrain is not installed.
-        ValueError: unknown arch or pattern name, custom arch with wrong keys or lengths, a pattern with the
+        ValueError: unknown arch or pattern name, custom arch with wrong keys or lengths, ``num_heads`` that do
+            not divide the stage widths, ``window_size`` < 1, a pattern with the
             wrong number of stages / blocks or an unknown letter, unknown ``ms_cfg`` keys, ``out_indices`` /
             ``frozen_stages`` out of range, and at forward time an input that is not (B, in_channels, H >= 32,
             W >= 32) or (with ``pad_small_map=False``) makes an attention stage's map smaller than the window.
         TypeError: ``block_pattern`` is neither a str nor a sequence of str.
     """
+    _arch_fields = ('embed_dims', 'depths', 'num_heads', 'block_pattern', 'window_size', 'in_channels')
     arch_zoo = {
         **dict.fromkeys(['t', 'tiny'], {'embed_dims': 96, 'depths': [2, 2, 6, 2], 'num_heads': [3, 6, 12, 24]}),
         **dict.fromkeys(['s', 'small'], {'embed_dims': 96, 'depths': [2, 2, 18, 2], 'num_heads': [3, 6, 12, 24]}),
@@ -282,6 +285,14 @@ class SwinMSMLP(FrozenStagesMixin, BaseModule):
             raise ValueError(f'SwinMSMLP: arch num_heads {self.num_heads} must give one entry per stage '
                              f'({self.num_stages} stages from depths {self.depths}).')
         self.embed_dims = [int(arch['embed_dims']) * 2**i for i in range(self.num_stages)]
+        for i, (dims, heads) in enumerate(zip(self.embed_dims, self.num_heads)):
+            if heads < 1 or dims % heads:
+                raise ValueError(f'SwinMSMLP: arch num_heads {self.num_heads}: stage {i} has {dims} channels, which '
+                                 f'{heads} attention heads cannot share; accepted: a divisor of each stage width '
+                                 f'{self.embed_dims}.')
+        if not isinstance(window_size, int) or window_size < 1:
+            raise ValueError(f'SwinMSMLP: window_size must be a positive int (tokens per window side), got '
+                             f'{window_size!r}.')
         self.block_pattern = self.parse_pattern(block_pattern, self.depths)
         ms_cfg = dict(ms_cfg or {})
         unknown = set(ms_cfg) - _MS_CFG_KEYS
@@ -624,10 +635,13 @@ def load_swin_pretrained(model: SwinMSMLP, checkpoint, prefix: Optional[str] = N
                             f'e.g. {required_missing[:5]}')
         if mismatched:
             problems.append(f'{len(mismatched)} tensors have another shape, e.g. {mismatched[:5]}')
-        raise ValueError('load_swin_pretrained: ' + '; '.join(problems) + '. Does the checkpoint have the same '
-                         f'arch (embed_dims {model.embed_dims[0]}, depths {model.depths}, num_heads '
+        where = f'checkpoint "{os.fspath(checkpoint)}"' if isinstance(checkpoint, (str, os.PathLike)) else \
+            'the checkpoint dict'
+        raise ValueError(f'load_swin_pretrained: {where}: ' + '; '.join(problems) + '. Does the checkpoint have '
+                         f'the same arch (embed_dims {model.embed_dims[0]}, depths {model.depths}, num_heads '
                          f'{model.num_heads}) and patch size? Pass strict=False to load what fits.')
     # mismatched tensors (strict=False) count as new: they keep their initialisation
     report.new.extend(m.split(':')[0] for m in mismatched)
-    model.load_state_dict(to_load, strict=False)  # to_load only holds model keys of matching shapes
+    with allow_partial_load():  # to_load holds only model keys of matching shapes, selected above on purpose
+        model.load_state_dict(to_load, strict=False)
     return report

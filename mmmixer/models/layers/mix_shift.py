@@ -91,7 +91,8 @@ class MixShiftBlock(nn.Module):
             raise ValueError(f'shift_dist {list(shift_dist)} and mix_size {list(mix_size)} must have one '
                              f'entry per channel group (same length).')
         if any(k < 1 or k % 2 == 0 for k in mix_size):
-            raise ValueError(f'mix_size must hold odd kernel sizes >= 1, got {list(mix_size)}.')
+            raise ValueError(f'MixShiftBlock: mix_size must hold odd kernel sizes >= 1 (one per shift group), got '
+                             f'{list(mix_size)}.')
         if shift_mode not in SHIFT_MODES:
             raise ValueError(f'shift_mode must be one of {SHIFT_MODES}, got {shift_mode!r}.')
         self.embed_dims = embed_dims
@@ -99,7 +100,12 @@ class MixShiftBlock(nn.Module):
         self.mix_size = [int(k) for k in mix_size]
         self.shift_mode = shift_mode
         self.with_cp = with_cp
-        self.group_channels = split_channels(embed_dims, len(self.shift_dist))
+        try:
+            self.group_channels = split_channels(embed_dims, len(self.shift_dist))
+        except ValueError as err:  # name the settings: embed_dims (a stage width) and shift_dist (the groups)
+            raise ValueError(f'{err} (MixShiftBlock embed_dims={embed_dims}, one group per shift_dist entry '
+                             f'{self.shift_dist}; in MSMLP / SwinMSMLP the stage widths are arch embed_dims * '
+                             '2**i).') from None
 
         def dwconvs():
             return nn.ModuleList(
@@ -123,12 +129,20 @@ class MixShiftBlock(nn.Module):
             return conv(x)
         if self.shift_mode == 'circular':
             return conv(torch.roll(x, shift, dim))
-        # zero-filled shift: pad |s| zeros on one side and crop |s| tokens on the other
-        if abs(shift) >= x.shape[dim]:
+        # zero-filled shift: crop |s| tokens on one side, then pad |s| zeros on the other (crop + non-negative pad
+        # rather than one F.pad with a negative amount: the latter exports to an ONNX Pad with negative pads,
+        # which not every runtime accepts, e.g. onnx.reference; tests/test_deploy.py)
+        size, s = x.shape[dim], abs(shift)
+        if s >= size:
             return conv(torch.zeros_like(x))
         pad = [0, 0, 0, 0]  # F.pad order: W left, W right, H top, H bottom
         side = 0 if dim == 3 else 2
-        pad[side], pad[side + 1] = shift, -shift
+        if shift > 0:  # content moves towards higher indices: drop the last s tokens, zeros enter at the start
+            pad[side] = s
+            x = x.narrow(dim, 0, size - s)
+        else:
+            pad[side + 1] = s
+            x = x.narrow(dim, s, size - s)
         return conv(F.pad(x, pad))
 
     def token_mix(self, x: torch.Tensor) -> torch.Tensor:
