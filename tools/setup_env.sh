@@ -21,7 +21,7 @@ MMMIXER_HOME=${MMMIXER_HOME:-$HOME/.cache/mmmixer}
 VENV=${MMMIXER_VENV:-$MMMIXER_HOME/venv-$STACK_KEY}
 WHEELS=$MMMIXER_HOME/wheels/$STACK_KEY
 REQ=$here/requirements/runtime-cpu.txt
-STAMP=$VENV/.mmmixer-stack-$(sha1sum "$REQ" "$0" | sha1sum | cut -c1-12)
+STAMP=$VENV/.mmmixer-stack-$(cat "$REQ" "$0" | sha1sum | cut -c1-12)  # content only: any clone path
 
 log() { printf '[setup_env] %s\n' "$*" >&2; }
 
