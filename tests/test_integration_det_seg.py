@@ -3,6 +3,7 @@ mIoU) on miniature datasets laid out exactly as COCO 2017 and ADEChallengeData20
 import glob
 import json
 import os.path as osp
+import re
 import subprocess
 import sys
 
@@ -11,14 +12,34 @@ from mmengine.config import Config
 
 from helpers_mmmixer import REPO, config_path, miniaturize, subprocess_env
 
-DET = sorted(osp.basename(p) for p in glob.glob(osp.join(REPO, 'configs', '*', '*_coco.py')))
-SEG = sorted(osp.basename(p) for p in glob.glob(osp.join(REPO, 'configs', '*', '*_ade20k-*.py')))
-# CI runs one size per family and task (the '-t'/'-tiny' configs); the larger sizes are marked slow.
-FAST = ('-t_', '-t-', '-tiny_', '-tiny-')
+DET_PATHS = sorted(glob.glob(osp.join(REPO, 'configs', '*', '*_coco.py')))
+SEG_PATHS = sorted(glob.glob(osp.join(REPO, 'configs', '*', '*_ade20k-*.py')))
+DET = [osp.basename(p) for p in DET_PATHS]
+SEG = [osp.basename(p) for p in SEG_PATHS]
+# The representative subset (not marked slow, ~1 min each): per family, the tiny ('-t') Mask R-CNN 1x and the tiny
+# UperNet. Everything else (other sizes, the 3x multi-scale and the RetinaNet configs) is marked slow: it runs with
+# the whole suite or `-m slow`, not with `-m "not slow"`.
+FAST = (re.compile(r'mask-rcnn_[a-z-]+-t_fpn_1x_coco\.py'), re.compile(r'[a-z-]+-t_upernet_[^/]*_ade20k-[^/]*\.py'))
+
+
+def _is_fast(name):
+    return any(pattern.fullmatch(name) for pattern in FAST)
 
 
 def _mark(names):
-    return [n if any(k in n for k in FAST) else pytest.param(n, marks=pytest.mark.slow) for n in names]
+    return [n if _is_fast(n) else pytest.param(n, marks=pytest.mark.slow) for n in names]
+
+
+def test_fast_subset_is_one_mask_rcnn_and_one_upernet_per_family():
+    """Every config folder with det/seg configs contributes exactly one fast Mask R-CNN 1x and one fast UperNet."""
+    families = {}
+    for path in DET_PATHS + SEG_PATHS:
+        families.setdefault(osp.basename(osp.dirname(path)), []).append(osp.basename(path))
+    assert {'msmlp', 'posmlp', 'stripmlp', 'swin_msmlp'} <= set(families)
+    for family, names in families.items():
+        fast = sorted(n for n in names if _is_fast(n))
+        assert len(fast) == 2 and fast[0].startswith('mask-rcnn_') and '_fpn_1x_coco' in fast[0] \
+            and '_upernet_' in fast[1], (family, fast)
 
 
 @pytest.fixture(scope='module')
