@@ -684,7 +684,7 @@ def machine_info() -> dict:
     except ImportError:
         info['mmpretrain'] = None
     import mmmixer
-    info['mmmixer'] = f'{mmmixer.__version__} ({osp.dirname(osp.abspath(mmmixer.__file__))})'
+    info['mmmixer'] = mmmixer.__version__  # no local path: the reports get committed
     info['git'] = _git_commit()
     info['load_average_before'] = _load_average()
     info['date'] = datetime.datetime.now().strftime('%Y-%m-%d %H:%M')
