@@ -29,13 +29,20 @@ model = dict(
         gap_before_final_norm=False,
         shift_mode='zero',
         init_cfg=dict(type='Pretrained', checkpoint=checkpoint, prefix='backbone.')),
-    decode_head=dict(in_channels=[32, 64, 128, 256], channels=64, num_classes=11),
-    auxiliary_head=dict(in_channels=128, channels=32, num_classes=11))
+    # Background is 93% of the pixels: with plain cross-entropy the 400 iterations learn "stroke vs background"
+    # but the ten digit classes split the stroke probability and background wins every argmax (measured: mIoU
+    # 8.47 = background IoU alone, also with 10x head learning rate). Weighting background 0.1 gives mIoU 30.2.
+    decode_head=dict(in_channels=[32, 64, 128, 256], channels=64, num_classes=11,
+                     loss_decode=dict(class_weight=[0.1] + [1.0] * 10)),
+    auxiliary_head=dict(in_channels=128, channels=32, num_classes=11,
+                        loss_decode=dict(class_weight=[0.1] + [1.0] * 10)))
 
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations', reduce_zero_label=True),
-    dict(type='RandomResize', scale=(512, 128), ratio_range=(0.75, 1.5), keep_ratio=True),
+    # scale >= 1 so that crops never need padding: mmseg 1.2.2's cross-entropy with class_weight indexes the weights
+    # with every label, and the ignore label 255 of padded pixels is out of range (IndexError)
+    dict(type='RandomResize', scale=(512, 128), ratio_range=(1.0, 1.5), keep_ratio=True),
     dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.9),
     dict(type='PhotoMetricDistortion'),  # no flips: mirrored digits are other digits
     dict(type='PackSegInputs'),
@@ -60,7 +67,9 @@ optim_wrapper = dict(
     _delete_=True,
     type='OptimWrapper',
     optimizer=dict(type='AdamW', lr=6e-4, betas=(0.9, 0.999), weight_decay=0.01),
-    paramwise_cfg=dict(norm_decay_mult=0., custom_keys={'.gamma': dict(decay_mult=0.)}))
+    # the heads start from scratch: 10x the backbone's learning rate
+    paramwise_cfg=dict(norm_decay_mult=0., custom_keys={
+        '.gamma': dict(decay_mult=0.), 'decode_head': dict(lr_mult=10.), 'auxiliary_head': dict(lr_mult=10.)}))
 param_scheduler = [
     dict(type='LinearLR', start_factor=1e-3, by_epoch=False, begin=0, end=50),
     dict(type='PolyLR', eta_min=0.0, power=1.0, begin=50, end=max_iters, by_epoch=False),

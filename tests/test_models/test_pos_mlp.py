@@ -7,8 +7,8 @@ import torch
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmmixer.models import PosMLP
-from mmmixer.models.backbones.pos_mlp import (LearnedPosMap, PosMLPBlock, PosMLPStage, QuadraticPosMap,
-                                              window_partition, window_reverse)
+from mmmixer.models.backbones.pos_mlp import (NEGLIGIBLE_WEIGHT, LearnedPosMap, PosMLPBlock, PosMLPStage,
+                                              QuadraticPosMap, window_partition, window_reverse)
 
 SMALL = dict(embed_dims=32, depths=[1, 1, 2, 1])
 GOLDEN_WINDOWS = [7, 7, 7, 4]
@@ -169,6 +169,53 @@ def test_groups_are_interleaved():
     expected = torch.zeros_like(u[..., 1::2]).view(3, 3, 3)
     expected[:, :2] = u[..., 1::2].view(3, 3, 3)[:, 1:]
     torch.testing.assert_close(out[..., 1::2].reshape(3, 3, 3), expected)
+
+
+def _official_block(blk, x):
+    """The official PoSGU block written plainly (channels last, interleaved groups, einsum), no padding."""
+    u, v = blk.act(blk.fc1(blk.norm(x))).chunk(2, dim=-1)
+    matrix = blk.pos_map.mixing_matrix()
+    *lead, n, c = u.shape
+    s = matrix.shape[0]
+    mixed = torch.einsum('smn,...nvs->...mvs', matrix, u.reshape(*lead, n, c // s, s)).reshape(u.shape)
+    mixed = mixed + blk.pos_map.token_proj_n_bias.view(n, 1)
+    return x + blk.fc2(mixed * v)
+
+
+@pytest.mark.parametrize('pos_type', ['gqpe', 'lrpe'])
+def test_block_layout_is_the_official_function(pos_type):
+    """The channels-first, group-major block (issue 7) computes the official function, forward and backward."""
+    torch.manual_seed(0)
+    blk = randomize_positional(PosMLPBlock(24, 4, gamma=4, pos_type=pos_type), seed=3)
+    with torch.no_grad():
+        blk.fc1.bias.normal_()
+        blk.fc2.bias.normal_()
+    x = torch.randn(2, 2, 3, 16, 24, requires_grad=True)
+    ours = blk(x)
+    ref = _official_block(blk, x)
+    torch.testing.assert_close(ours, ref, rtol=1e-5, atol=1e-5)
+    g = torch.randn_like(ours)
+    grads = torch.autograd.grad(ours, [x, *blk.parameters()], g)
+    ref_grads = torch.autograd.grad(ref, [x, *blk.parameters()], g)
+    for a, b in zip(grads, ref_grads):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_gqpe_matrix_drops_negligible_weights():
+    """Weights below 2**-64 are set to zero: their products with activations and gradients are subnormal floats
+    that make the CPU matmuls several times slower, and they are below float32 rounding of any output (issue 7)."""
+    pos = QuadraticPosMap(14, gamma=4)  # official init: unit spread, so far offsets get exp(-d^2/2) ~ 1e-74
+    feats = pos.rel_indices.flatten(1)
+    raw = (pos._projection() @ feats).view(4, 196, 196).softmax(-1).detach()
+    small = raw < NEGLIGIBLE_WEIGHT
+    assert (small & (raw > 0)).any()  # the plain softmax has such weights here
+    matrix = pos.mixing_matrix().detach()
+    assert torch.equal(matrix[~small], raw[~small]) and torch.all(matrix[small] == 0)
+    # relative to each row's largest weight the dropped ones are far below float32 rounding
+    assert (raw.masked_fill(~small, 0).amax(-1) / raw.amax(-1)).max() < 2.0**-50
+    u = torch.nn.functional.gelu(torch.randn(4, 300, 196) * 3)
+    torch.testing.assert_close(torch.bmm(u, matrix.transpose(1, 2)), torch.bmm(u, raw.transpose(1, 2)),
+                               rtol=0, atol=1e-17)
 
 
 @pytest.mark.parametrize('pos_type', ['gqpe', 'lrpe'])

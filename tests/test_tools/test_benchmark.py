@@ -156,13 +156,18 @@ def test_command_line(bench, tmp_path, capsys):
     out, raw = tmp_path / 'report.md', tmp_path / 'raw.json'
     bench.main(['msmlp-t', '--reference', 'msmlp-t', '--size', '32', '--batch', '1', '--train-batch', '1',
                 '--repeats', '1', '--train-repeats', '1', '--warmup', '0', '--threads', '1', '--no-flops',
-                '--no-memory', '--profile', '3', '--out', str(out), '--json', str(raw)])
+                '--no-memory', '--profile', '3', '--profile-train', '--out', str(out), '--json', str(raw)])
     text = out.read_text()
     assert '| MS-MLP-T | `msmlp-t` | 28.66 | n/a |' in text and '| 1.00 | 1.00 | n/a | n/a |' in text
     assert text in capsys.readouterr().out
-    profile = text.split('top operators by self CPU time:')[1].strip().splitlines()
+    profile = text.split('top operators by self CPU time:')[1].split('Profile of one training step')[0]
+    profile = profile.strip().splitlines()
     assert profile[0] == '| operator | self CPU (ms) | share | calls |' and len(profile) == 2 + 3
     assert all(line.startswith('| `aten::') for line in profile[2:])
+    train = text.split('top operators by self CPU time (forward and backward):')[1].strip().splitlines()
+    assert train[0] == '| operator | self CPU (ms) | share | calls |' and len(train) == 2 + 3
+    # the training step runs the backward: some autograd operator is among the top three
+    assert any('backward' in line or 'mm' in line for line in train[2:])
     result = json.loads(raw.read_text())
     assert result['settings']['size'] == [32, 32] and result['rows'][0]['params'] == 28_656_232
     assert [p['percent'] for p in result['rows'][0]['profile']] == sorted(

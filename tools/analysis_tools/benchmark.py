@@ -4,7 +4,7 @@ Main table (issue 7)::
 
     python tools/analysis_tools/benchmark.py [MODEL ...] [--threads 2] [--batch 16] [--train-batch 8]
         [--size 224] [--repeats 5] [--train-repeats 3] [--warmup 2] [--reference swin-t] [--compile] [--amp]
-        [--no-flops] [--no-memory] [--profile N] [--out FILE [--section NAME]] [--json FILE]
+        [--no-flops] [--no-memory] [--profile N [--profile-train]] [--out FILE [--section NAME]] [--json FILE]
 
 Scaling with the input size::
 
@@ -45,7 +45,7 @@ What is measured (docs/benchmarks.md explains every column):
 * FLOPs: ``mmengine.analysis.get_model_complexity_info`` at batch 1 (mmengine counts a multiply-add as one FLOP:
   convolutions, linear layers, matmul/einsum, norms; element-wise operations are not counted).
 * ``--profile N``: where one inference call spends its time, the N operators with the most self CPU time
-  (``torch.profiler``), per model, appended to the report.
+  (``torch.profiler``), per model, appended to the report; ``--profile-train`` adds one training step.
 """
 import argparse
 import contextlib
@@ -441,6 +441,7 @@ def run_benchmark(models: Sequence[Union[str, ModelSpec]] = DEFAULT_MODELS,
                   amp: bool = False,
                   num_classes: int = 1000,
                   profile_ops: int = 0,
+                  profile_train: bool = False,
                   seed: int = 0,
                   log: Callable[[str], None] = print) -> dict:
     """Measure every model and the reference in this process; see the module docstring for what is measured.
@@ -457,6 +458,7 @@ def run_benchmark(models: Sequence[Union[str, ModelSpec]] = DEFAULT_MODELS,
         amp: bfloat16 autocast for the forward passes.
         profile_ops: if > 0, profile one inference call per model and keep its top operators (``row['profile']``,
             see :func:`op_profile`).
+        profile_train: with ``profile_ops``, also profile one training step (``row['profile_train']``).
         log: progress messages.
 
     Returns:
@@ -533,6 +535,8 @@ def run_benchmark(models: Sequence[Union[str, ModelSpec]] = DEFAULT_MODELS,
         if profile_ops > 0:
             log(f'profiling {s.spec.label} ...')
             row['profile'] = op_profile(s.infer, profile_ops)
+            if profile_train:
+                row['profile_train'] = op_profile(s.train_step, profile_ops)
     ref_row = rows[ref.name]
     for row in rows.values():
         row['infer_ratio'] = row['infer_ips'] / ref_row['infer_ips']
@@ -772,6 +776,12 @@ def format_report(result: dict, command: Optional[str] = None) -> str:
                       'self CPU time:', '', '| operator | self CPU (ms) | share | calls |', '|---|---|---|---|']
             lines += [f'| `{p["op"]}` | {p["self_ms"]:.1f} | {p["percent"]:.1f}% | {p["calls"]} |'
                       for p in row['profile']]
+        if row.get('profile_train'):
+            lines += ['', f'Profile of one training step of {row["label"]} (batch {s["train_batch"]}), top operators '
+                      'by self CPU time (forward and backward):', '', '| operator | self CPU (ms) | share | calls |',
+                      '|---|---|---|---|']
+            lines += [f'| `{p["op"]}` | {p["self_ms"]:.1f} | {p["percent"]:.1f}% | {p["calls"]} |'
+                      for p in row['profile_train']]
     return '\n'.join(lines) + '\n'
 
 
@@ -825,6 +835,8 @@ def parse_args(argv=None):
     parser.add_argument('--num-classes', type=int, default=1000, help='classes of the linear head (default 1000)')
     parser.add_argument('--profile', type=int, default=0, metavar='N',
                         help='append the N operators with the most self CPU time of one inference call per model')
+    parser.add_argument('--profile-train', action='store_true',
+                        help='with --profile N: also profile one training step per model')
     parser.add_argument('--scaling', action='store_true', help='scaling mode (time and memory vs input size)')
     parser.add_argument('--sizes', nargs='+', default=list(DEFAULT_SCALING_SIZES),
                         help=f'scaling sizes, N or HxW (default {" ".join(DEFAULT_SCALING_SIZES)})')
@@ -858,7 +870,8 @@ def main(argv=None):
                                    train_repeats=args.train_repeats, warmup=2 if args.warmup is None else args.warmup,
                                    threads=args.threads, compile_model=args.compile, flops=not args.no_flops,
                                    memory=not args.no_memory, amp=args.amp, num_classes=args.num_classes,
-                                   profile_ops=args.profile, seed=args.seed, log=log)
+                                   profile_ops=args.profile, profile_train=args.profile_train, seed=args.seed,
+                                   log=log)
     except ValueError as err:
         raise SystemExit(str(err))
     command = 'python tools/analysis_tools/benchmark.py ' + ' '.join(sys.argv[1:] if argv is None else argv)

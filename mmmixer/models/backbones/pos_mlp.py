@@ -28,6 +28,9 @@ __all__ = ['PosMLP', 'convert_official_posmlp']
 
 POS_TYPES = ('gqpe', 'lrpe')
 
+# GQPE weights below this are set to zero (see QuadraticPosMap.mixing_matrix): 2**-64 ~ 5.4e-20.
+NEGLIGIBLE_WEIGHT = 2.0**-64
+
 # Buffers that older layouts (the official code) store but that are derived from the window size here.
 _DERIVED_BUFFERS = ('rel_indices', 'relative_position_index', 'window_relative_position_index')
 
@@ -96,15 +99,6 @@ class _PositionalMap(nn.Module):
         return (idx // w < w - pad_b) & (idx % w < w - pad_r)
 
     @staticmethod
-    def _mix(u: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
-        """Apply per-group matrices (S, N, N) to windows (..., N, C) with channel c in group c mod S."""
-        *lead, n, c = u.shape
-        s = matrix.shape[0]
-        x = u.reshape(-1, n, c // s, s).permute(3, 1, 0, 2).reshape(s, n, -1)  # (S, N, K*V)
-        y = torch.bmm(matrix, x)
-        return y.reshape(s, n, -1, c // s).permute(2, 1, 3, 0).reshape(*lead, n, c)
-
-    @staticmethod
     def _blocks(num: int, pad: int) -> list:
         """Split ``num`` windows along one axis into (slice, padding) parts: only the last window is padded."""
         if pad == 0:
@@ -113,21 +107,48 @@ class _PositionalMap(nn.Module):
             return [(slice(0, 1), pad)]
         return [(slice(0, num - 1), 0), (slice(num - 1, num), pad)]
 
-    def forward(self, u: torch.Tensor, pad: Tuple[int, int] = (0, 0)) -> torch.Tensor:
-        """(B, nh, nw, N, C_u) windows -> same shape; ``pad`` = (bottom rows, right cols) of padding, each < w."""
+    def forward_grouped(self, u: torch.Tensor, pad: Tuple[int, int] = (0, 0)) -> torch.Tensor:
+        """The token mixing in the block's fast layout: channels first, grouped, tokens last.
+
+        Args:
+            u (Tensor): (gamma, V, B, nh, nw, N): entry ``[s, v, b, i, j, n]`` is channel ``c = v * gamma + s`` of
+                the gated half (official interleaved order) at token ``n`` of window ``(i, j)`` of image ``b``.
+            pad (tuple[int, int]): (bottom rows, right cols) of padding in the last window row / column, each < w.
+
+        Returns:
+            Tensor: same shape. With no padding this is one batched matmul, ``(gamma, V*B*nh*nw, N) @ P^T``, on
+            views of ``u`` (no copy); padded windows are mixed per pattern (interior / right / bottom / corner).
+        """
         pad_b, pad_r = pad
-        rows = []
-        for row_slice, pb in self._blocks(u.shape[1], pad_b):
-            cols = []
-            for col_slice, pr in self._blocks(u.shape[2], pad_r):
-                part = u[:, row_slice, col_slice]
-                valid = self._valid_tokens(pb, pr, u.device)
-                if valid is not None:
-                    part = part.masked_fill(~valid[:, None], 0.)
-                cols.append(self._mix(part, self.mixing_matrix(valid)))
-            rows.append(cols[0] if len(cols) == 1 else torch.cat(cols, dim=2))
-        out = rows[0] if len(rows) == 1 else torch.cat(rows, dim=1)
-        return out + self.token_proj_n_bias.view(-1, 1)
+        s, n = u.shape[0], u.shape[-1]
+        if pad_b == 0 and pad_r == 0:
+            out = torch.bmm(u.reshape(s, -1, n), self.mixing_matrix().transpose(1, 2)).view(u.shape)
+        else:
+            rows = []
+            for row_slice, pb in self._blocks(u.shape[3], pad_b):
+                cols = []
+                for col_slice, pr in self._blocks(u.shape[4], pad_r):
+                    part = u[:, :, :, row_slice, col_slice]
+                    valid = self._valid_tokens(pb, pr, u.device)
+                    if valid is not None:
+                        part = part.masked_fill(~valid, 0.)
+                    mixed = torch.bmm(part.reshape(s, -1, n), self.mixing_matrix(valid).transpose(1, 2))
+                    cols.append(mixed.view(part.shape))
+                rows.append(cols[0] if len(cols) == 1 else torch.cat(cols, dim=4))
+            out = rows[0] if len(rows) == 1 else torch.cat(rows, dim=3)
+        return out + self.token_proj_n_bias.view(n)
+
+    def forward(self, u: torch.Tensor, pad: Tuple[int, int] = (0, 0)) -> torch.Tensor:
+        """(B, nh, nw, N, C_u) windows, channels last in the official interleaved order -> same shape.
+
+        ``pad`` = (bottom rows, right cols) of padding of the last window row / column, each < w. A reference
+        entry point (tests, other layouts): :class:`PosMLPBlock` calls :meth:`forward_grouped` directly on its
+        channels-first activations and never pays the two layout copies made here.
+        """
+        *lead, n, c = u.shape
+        grouped = u.reshape(*lead, n, c // self.gamma, self.gamma).permute(5, 4, 0, 1, 2, 3)
+        out = self.forward_grouped(grouped.contiguous(), pad)  # (gamma, V, B, nh, nw, N)
+        return out.permute(2, 3, 4, 5, 1, 0).reshape(u.shape)
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         for name in _DERIVED_BUFFERS:
@@ -218,7 +239,13 @@ class QuadraticPosMap(_PositionalMap):
         logits = (self._projection() @ self.rel_indices.view(num_feats, n * n)).view(self.gamma, n, n)
         if valid is not None:
             logits = logits.masked_fill(~valid, float('-inf'))
-        return logits.softmax(dim=-1)
+        matrix = logits.softmax(dim=-1)
+        # Far offsets get weights like exp(-100): their products with activations (forward) and with gradients
+        # (backward) are subnormal floats, which make the CPU matmuls 2-8x slower (x86 microcode assists;
+        # docs/benchmarks.md) for nothing: each row's largest weight is >= 1/N >= 2**-12 (windows up to 64 x 64),
+        # so a weight below NEGLIGIBLE_WEIGHT = 2**-64 is more than 2**52 times smaller, below the rounding of
+        # float32 (2**-24) and even float64 (2**-53) sums. They are set to exact zeros.
+        return matrix.masked_fill(matrix < NEGLIGIBLE_WEIGHT, 0.)
 
     def extra_repr(self) -> str:
         return super().extra_repr() + f', generalized={self.generalized}'
@@ -256,7 +283,8 @@ class LearnedPosMap(_PositionalMap):
 
     def mixing_matrix(self, valid: Optional[torch.Tensor] = None) -> torch.Tensor:
         n = self.window_size**2
-        matrix = self.relative_position_bias_table[self.relative_position_index.view(-1)]
+        # index_select: its backward (index_add) is several times faster on CPU than that of tensor[index]
+        matrix = self.relative_position_bias_table.index_select(0, self.relative_position_index.view(-1))
         matrix = matrix.view(n, n, self.gamma).permute(2, 0, 1)
         if valid is not None:
             matrix = matrix.masked_fill(~valid, 0.)
@@ -338,10 +366,35 @@ class PosMLPBlock(nn.Module):
         self.drop = nn.Dropout(drop_rate)
         self.drop_path = DropPath(drop_path_rate) if drop_path_rate > 0. else nn.Identity()
 
+        self.gamma = gamma
+
+    def _grouped(self, t: torch.Tensor, dim: int) -> torch.Tensor:
+        """Reorder the hidden channels along ``dim`` of ``t`` (fc1 rows: dim 0 over both halves; fc2 columns:
+        dim 1) from the official interleaved order (channel ``c = v * gamma + s``) to group-major (``s * V + v``).
+
+        A transpose of the weights, not of the activations; its backward is a transpose too (an index gather
+        would backpropagate through a slow scatter-add). Checkpoints keep the official layout."""
+        shape = t.shape
+        if dim == 0:  # (2 C_u, ...) -> halves (2, V, gamma, ...)
+            t = t.reshape(2, -1, self.gamma, *shape[1:]).transpose(1, 2)
+        else:  # (C, C_u) -> (C, V, gamma)
+            t = t.reshape(shape[0], -1, self.gamma).transpose(1, 2)
+        return t.reshape(shape)
+
     def _forward(self, x: torch.Tensor, pad: Tuple[int, int]) -> torch.Tensor:
-        u, v = self.act(self.fc1(self.norm(x))).chunk(2, dim=-1)
-        y = self.fc2(self.pos_map(u, pad) * v)
-        return x + self.drop_path(self.drop(y))
+        # Same function as ``fc2(pos_map(u) * v)`` with ``u, v = act(fc1(norm(x))).chunk(2, -1)`` (official), laid
+        # out channels-first with the hidden channels grouped, so that fc1, the token mixing and fc2 are three
+        # matrix products on views, with no activation copy: fc1 computes (2 C_u, T) = W1 @ tokens^T, the mixing
+        # of group s is (V * windows, N) @ P_s^T, fc2 computes (T, C) = gated^T @ W2^T.
+        shape = x.shape  # (B, nh, nw, N, C)
+        tokens = self.norm(x).reshape(-1, shape[-1])  # (T, C), T = B * nh * nw * N
+        hidden = torch.addmm(self._grouped(self.fc1.bias, 0).unsqueeze(1), self._grouped(self.fc1.weight, 0),
+                             tokens.t())  # (2 C_u, T)
+        u, v = self.act(hidden).chunk(2, dim=0)  # (C_u, T) each, rows grouped
+        u = self.pos_map.forward_grouped(u.view(self.gamma, -1, *shape[:-1]), pad)
+        gated = u.view(v.shape) * v
+        y = torch.addmm(self.fc2.bias, gated.t(), self._grouped(self.fc2.weight, 1).t())  # (T, C)
+        return x + self.drop_path(self.drop(y.view(shape)))
 
     def forward(self, x: torch.Tensor, pad: Tuple[int, int] = (0, 0)) -> torch.Tensor:
         if self.with_cp and x.requires_grad:

@@ -93,9 +93,11 @@ class GRN(nn.Module):
         self.eps = eps
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        gx = torch.linalg.vector_norm(x, ord=2, dim=(1, 2), keepdim=True)
+        gx = torch.linalg.vector_norm(x, ord=2, dim=(1, 2), keepdim=True)  # (B, 1, 1, C)
         nx = gx / (gx.mean(dim=-1, keepdim=True) + self.eps)
-        return x + self.gamma * (x * nx) + self.beta
+        # x + gamma * (x * nx) + beta, as one pass over x: x * (1 + gamma * nx) + beta with the per-(image,
+        # channel) factor computed on the small tensor (issue 7: 4-5x faster than the official four passes)
+        return torch.addcmul(self.beta, x, 1 + self.gamma * nx)
 
 
 class CGSMM(nn.Module):
@@ -259,9 +261,14 @@ class LSMM(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         wide, tall = self.conv_3x7(x), self.conv_7x3(x)
-        weights = self.reweight((tall + wide + x).mean(dim=(2, 3), keepdim=True))
+        # GAP(tall + wide + x) = GAP(tall) + GAP(wide) + GAP(x): three reductions instead of two full-size adds
+        pooled = tall.mean(dim=(2, 3), keepdim=True) + wide.mean(dim=(2, 3), keepdim=True) + \
+            x.mean(dim=(2, 3), keepdim=True)
+        weights = self.reweight(pooled)
         weights = weights.view(x.shape[0], x.shape[1], 3, 1, 1).softmax(dim=2)
-        return tall * weights[:, :, 0] + wide * weights[:, :, 1] + x * weights[:, :, 2]
+        # tall * a0 + wide * a1 + x * a2 with fused multiply-adds: three passes instead of five
+        out = torch.addcmul(tall * weights[:, :, 0], wide, weights[:, :, 1])
+        return torch.addcmul(out, x, weights[:, :, 2])
 
 
 class StripTokenMixing(nn.Module):
@@ -578,6 +585,10 @@ class StripMLP(CheckpointFitMixin, FrozenStagesMixin, BaseModule):
         """(B, in_channels, H, W) -> tuple of (B, C_i) or (B, C_i, ceil(H/s_i), ceil(W/s_i))."""
         check_input(x, self.in_channels, self.total_stride, 'StripMLP')
         x = self.patch_embed(_pad_to_multiple(x, self.patch_size))
+        # channels_last memory from here on: PyTorch's CPU depthwise convs (3x3, 3x7, 7x3, 7x7 in every block) run
+        # 2-4x faster forward + backward on it and the channel MLP's (B, H, W, C) views need no copy (issue 7);
+        # the returned maps are made contiguous again
+        x = x.contiguous(memory_format=torch.channels_last)
         shortcuts = [None] * self.num_stages  # cross-stage terms added to each stage input
         outs = []
         for i, stage in enumerate(self.stages):
@@ -594,7 +605,7 @@ class StripMLP(CheckpointFitMixin, FrozenStagesMixin, BaseModule):
                 x = block(x)
             if i in self.out_indices:
                 out = getattr(self, f'norm{i}')(x)
-                outs.append(out.mean(dim=(2, 3)) if self.gap_before_final_norm else out)
+                outs.append(out.mean(dim=(2, 3)) if self.gap_before_final_norm else out.contiguous())
         return tuple(outs)
 
     def _frozen_modules(self):
