@@ -62,7 +62,7 @@ class Ctx:
     def train(self, *argv):
         return _tool('mmmixer_tools_train', 'tools/train.py').main([config_path(DEMO), *argv])
 
-    def test(self, *argv):
+    def run_test_tool(self, *argv):
         return _tool('mmmixer_tools_test', 'tools/test.py').main([config_path(DEMO), *argv])
 
     def convert(self, family: str, src: str):
@@ -281,11 +281,11 @@ CASES = [
          ("sync_bn='torch'", 'SyncBN needs GPUs', 'accepted on CPU: BN / GN / LN norm configs without sync_bn'),
          cpu_only=True),
     Case('test-missing-checkpoint', 'tools/test.py', 'CHECKPOINT that does not exist',
-         lambda c: c.test(c.path('best.pth')), SystemExit,
+         lambda c: c.run_test_tool(c.path('best.pth')), SystemExit,
          ('CHECKPOINT', "best.pth' is not an existing file", 'accepted: a checkpoint written by tools/train.py',
           '"none"')),
     Case('test-out-suffix', 'tools/test.py', '`--out results.json`',
-         lambda c: c.test('none', '--out', 'results.json'), SystemExit,
+         lambda c: c.run_test_tool('none', '--out', 'results.json'), SystemExit,
          ("--out 'results.json'", 'must name a .pkl or .pickle file')),
     Case('digits-size', 'digits_to_imagenet.py', '`--size 4` (the scans are 8x8)',
          lambda c: _tool('mmmixer_tools_digits', 'tools/dataset_converters/digits_to_imagenet.py').main(
