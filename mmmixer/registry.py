@@ -2,9 +2,8 @@
 
 Every registry has ``scope='mmmixer'`` and is a direct child of the mmengine root, so ``'mmmixer.X'``
 resolves from configs whose ``default_scope`` is mmpretrain, mmdet or mmseg, and ``locations`` imports
-our modules on first use. Only public classes are registered; internal blocks are built in Python
-(see ``../shared/reference/openmmlab.md`` §1.3: an unscoped ``MODELS.build`` under another default scope
-looks in the wrong registry).
+our modules on first use. Only public classes are registered; internal blocks are built in Python (an unscoped
+``MODELS.build`` under another default scope looks in the wrong registry).
 """
 from mmengine.registry import LOOPS as MMENGINE_LOOPS
 from mmengine.registry import MODELS as MMENGINE_MODELS

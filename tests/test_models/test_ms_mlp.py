@@ -76,17 +76,23 @@ def test_dense_shapes(size, expected, shift_mode):
 
 
 def test_out_indices_and_pooling():
-    model = MSMLP(arch=SMALL, out_indices=(1, -1)).eval()
+    # the default (every family) returns normalised maps, so a dense swap needs only type/arch/out_indices
+    maps = MSMLP(arch=SMALL, out_indices=(1, -1)).eval()(torch.rand(2, 3, 64, 64))
+    assert [o.shape for o in maps] == [(2, 64, 8, 8), (2, 256, 2, 2)]
+    with pytest.raises(ValueError, match=r'gap_before_final_norm=True pools every returned stage.*out_indices='
+                       r'\(1, 3\)'):
+        MSMLP(arch=SMALL, out_indices=(1, -1), gap_before_final_norm=True)
+    model = MSMLP(arch=SMALL, gap_before_final_norm=True).eval()
     outs = model(torch.rand(2, 3, 64, 64))
-    assert [o.shape for o in outs] == [(2, 64), (2, 256)]
-    assert hasattr(model, 'norm1') and hasattr(model, 'norm3') and not hasattr(model, 'norm0')
+    assert [o.shape for o in outs] == [(2, 256)]
+    assert hasattr(model, 'norm3') and not hasattr(model, 'norm0') and not hasattr(model, 'norm1')
     # pooled output == LayerNorm(mean over the map) of the dense path
     dense = MSMLP(arch=SMALL, out_indices=(3, ), gap_before_final_norm=False).eval()
     dense.load_state_dict(model.state_dict(), strict=False)
     x = torch.rand(1, 3, 64, 64)
     feat = dense.stages[3](dense.stages[2](dense.stages[1](dense.stages[0](
         dense.patch_embed(x)[0].transpose(1, 2).reshape(1, 32, 16, 16)))))
-    torch.testing.assert_close(model(x)[1], model.norm3(feat.mean((2, 3))))
+    torch.testing.assert_close(model(x)[0], model.norm3(feat.mean((2, 3))))
 
 
 def test_zero_shift_equals_explicit_shift():

@@ -98,16 +98,18 @@ def test_dense_shapes(size, expected, pos_type):
 
 
 def test_out_indices_and_pooling():
-    model = PosMLP(arch=SMALL, out_indices=(1, -1), gap_before_final_norm=True).eval()
+    with pytest.raises(ValueError, match='gap_before_final_norm=True pools every returned stage'):
+        PosMLP(arch=SMALL, out_indices=(1, -1), gap_before_final_norm=True)
+    model = PosMLP(arch=SMALL, gap_before_final_norm=True).eval()
     x = torch.rand(2, 3, 64, 64)
     outs = model(x)
-    assert [o.shape for o in outs] == [(2, 64), (2, 256)]
-    assert hasattr(model, 'norm1') and hasattr(model, 'norm3') and not hasattr(model, 'norm0')
+    assert [o.shape for o in outs] == [(2, 256)]
+    assert hasattr(model, 'norm3') and not hasattr(model, 'norm0') and not hasattr(model, 'norm1')
     feat = x
     feat = model.patch_embed(feat)
     for stage in model.stages:
         feat = stage(feat)
-    torch.testing.assert_close(outs[1], model.norm3(feat.mean((2, 3))))
+    torch.testing.assert_close(outs[0], model.norm3(feat.mean((2, 3))))
     # default (official order): per-position norm, the classifier pools afterwards
     dense = PosMLP(arch=SMALL).eval()
     dense.load_state_dict(model.state_dict(), strict=False)

@@ -220,12 +220,14 @@ def test_any_size_trains():
 
 
 def test_out_indices_and_pooling():
-    model = randomize(StripMLP(arch=SMALL, img_size=64, out_indices=(1, -1))).eval()
+    with pytest.raises(ValueError, match='gap_before_final_norm=True pools every returned stage'):
+        StripMLP(arch=SMALL, img_size=64, out_indices=(1, -1), gap_before_final_norm=True)
+    model = randomize(StripMLP(arch=SMALL, img_size=64, gap_before_final_norm=True)).eval()
     x = torch.rand(2, 3, 64, 64)
     outs = model(x)
-    assert [o.shape for o in outs] == [(2, 32), (2, 128)]
-    assert hasattr(model, 'norm1') and hasattr(model, 'norm3') and not hasattr(model, 'norm0')
-    dense = StripMLP(arch=SMALL, img_size=64, out_indices=(1, -1), gap_before_final_norm=False).eval()
+    assert [o.shape for o in outs] == [(2, 128)]
+    assert hasattr(model, 'norm3') and not hasattr(model, 'norm0') and not hasattr(model, 'norm1')
+    dense = StripMLP(arch=SMALL, img_size=64).eval()  # default: normalised maps
     dense.load_state_dict(model.state_dict(), strict=True)
     dense_outs = dense(x)
     for pooled, fmap in zip(outs, dense_outs):
@@ -236,7 +238,7 @@ def test_out_indices_and_pooling():
     bn_map = torch.nn.functional.batch_norm
     feats = {}
     model.norm3.register_forward_pre_hook(lambda m, a: feats.setdefault('x', a[0]))
-    out = model(x)[1]
+    out = model(x)[0]
     ref = bn_map(feats['x'], None, None, model.norm3.weight, model.norm3.bias, training=True).mean((2, 3))
     torch.testing.assert_close(out, ref)
 

@@ -164,18 +164,20 @@ def test_dense_shapes(pattern, size, expected):
 
 
 def test_pooled_output_and_out_indices():
-    model = SwinMSMLP(arch=SMALL, out_indices=(1, -1), gap_before_final_norm=True).eval()
+    with pytest.raises(ValueError, match='gap_before_final_norm=True pools every returned stage'):
+        SwinMSMLP(arch=SMALL, out_indices=(1, -1), gap_before_final_norm=True)
+    model = SwinMSMLP(arch=SMALL, gap_before_final_norm=True).eval()
     x = torch.rand(2, 3, 97, 131)
     outs = model(x)
-    assert [o.shape for o in outs] == [(2, 64), (2, 256)]
-    assert hasattr(model, 'norm1') and hasattr(model, 'norm3') and not hasattr(model, 'norm0')
+    assert [o.shape for o in outs] == [(2, 256)]
+    assert hasattr(model, 'norm3') and not hasattr(model, 'norm0') and not hasattr(model, 'norm1')
     # pooled output == LayerNorm(mean over tokens) of the last stage
     tokens, hw = model.patch_embed(x)
     for stage in model.stages:
         tokens = stage(tokens, hw)
         if stage.downsample is not None:
             tokens, hw = stage.downsample(tokens, hw)
-    torch.testing.assert_close(outs[1], model.norm3(tokens.mean(1)))
+    torch.testing.assert_close(outs[0], model.norm3(tokens.mean(1)))
 
 
 def test_pad_small_map_false():

@@ -1,25 +1,191 @@
-"""Behaviour shared by the mmmixer backbones."""
-from typing import Any, List, Sequence
+"""The skeleton every mmmixer backbone is built on: :class:`MixerBackbone`.
 
+One place for what the four families share (the pattern of mmpretrain's ``ConvNeXt`` / ``SwinTransformer`` and
+mmdet's ``ResNet``): arch presets, ``out_indices`` / ``frozen_stages`` / ``norm_eval`` / ``gap_before_final_norm``,
+the stochastic-depth schedule, the output norms ``norm{i}`` and the output loop, ``get_layer_depth`` for layer-wise
+learning-rate decay, the deprecated ``pretrained`` argument, and ``init_cfg=dict(type='Pretrained', ...)`` loading
+(our checkpoints and, converted in memory, the official ones: :mod:`mmmixer.models.pretrained`).
+
+A family file then holds only block -> stage -> backbone: the backbone class builds ``patch_embed`` and ``stages``
+and defines :meth:`MixerBackbone.forward_stem` and :meth:`MixerBackbone.forward_stage`.
+"""
+import re
+import warnings
+from typing import Any, Dict, FrozenSet, List, Optional, Sequence, Union
+
+import torch
 import torch.nn as nn
+from mmcv.cnn import build_norm_layer
+from mmengine.model import BaseModule
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from mmmixer.utils.checkpoint import check_state_dict_fits
+from mmmixer.utils.checkpoint import CheckpointLoadError, check_state_dict_fits
+from ..utils import check_input, normalize_out_indices, parse_arch
 
-__all__ = ['FrozenStagesMixin', 'CheckpointFitMixin']
+__all__ = ['MixerBackbone']
 
 
-class FrozenStagesMixin:
-    """``frozen_stages`` and ``norm_eval`` for a backbone laid out as ``patch_embed``, ``stages[i]``, ``norm{i}``.
+class MixerBackbone(BaseModule):
+    """Base class of the mmmixer backbones: a stem ``patch_embed``, stages ``stages[i]`` and output norms ``norm{i}``.
 
-    mmdet ResNet semantics: ``frozen_stages=-1`` freezes nothing, ``0`` the stem (``patch_embed``), ``k`` the stem,
-    the first ``k`` stages and their output norms. Frozen modules have ``requires_grad=False`` and stay in eval
-    mode through ``train()``; with ``norm_eval=True`` every BatchNorm stays in eval mode too (its running statistics
-    are not updated). The host class sets ``frozen_stages``, ``norm_eval``, ``out_indices``, ``patch_embed`` and
-    ``stages``; a family with extra cross-stage modules extends :meth:`_frozen_modules`.
+    Subclasses set the class attributes below, call :meth:`__init__` first (it parses and validates the shared
+    arguments), build ``patch_embed`` and ``stages``, then call :meth:`_add_output_norms` and
+    :meth:`_freeze_stages`, and implement :meth:`forward_stem` and :meth:`forward_stage`.
+
+    Class attributes:
+        arch_zoo (dict): preset name -> settings (``embed_dims``, ``depths`` and family keys).
+        arch_keys / arch_optional_keys (frozenset): keys a custom arch dict must / may have.
+        stem_name (str): what ``frozen_stages=0`` freezes, for error messages ('stem', 'patch embedding').
+        out_norm_layout (str): 'channels_last' (LayerNorm over C of a (B, H, W, C) view; pooled first with
+            ``gap_before_final_norm``) or 'channels_first' (BatchNorm2d on (B, C, H, W); pooled after the norm, the
+            official Strip-MLP head order).
+        downsample_at_end (bool): stage i's ``downsample`` runs after its blocks (Swin) rather than before them; only
+            changes the layer ids of :meth:`get_layer_depth`.
+        official (OfficialConverter, optional): the family's official checkpoint layout; a ``Pretrained``
+            checkpoint in that layout is converted on load (:meth:`convert_official`).
+        default_init_cfg (list[dict], optional): the family's default initialisation.
+        init_before_pretrained (bool): apply ``default_init_cfg`` before a ``Pretrained`` load (for families whose
+            checkpoints may leave whole blocks new, e.g. the hybrid's MS blocks from a Swin checkpoint); otherwise,
+            as with mmengine's ``PretrainedInit``, tensors absent from the checkpoint keep their construction-time
+            values.
+        _arch_fields (tuple[str]): attributes shown as "the arch" in checkpoint errors.
+        _dropped_on_load (tuple[str]): checkpoint key suffixes the backbone drops on load (derived buffers).
+
+    Args (shared by every family; see each backbone for its defaults):
+        arch (str | dict): preset name or custom settings.
+        in_channels (int): input channels.
+        out_indices (int | Sequence[int]): stages to return (negative values count from the end).
+        frozen_stages (int): -1 nothing, 0 the stem, k the stem and the first k stages with their output norms
+            (mmdet ResNet semantics); frozen modules have ``requires_grad=False`` and stay in eval mode.
+        norm_eval (bool): keep every BatchNorm in eval mode during training.
+        gap_before_final_norm (bool): False (default for every family): each returned stage is a normalised map
+            (B, C, H, W) for dense heads. True: classification output (B, C), official head order of the family.
+            True with several ``out_indices`` is refused (dense heads need maps).
+        pretrained (str, optional): deprecated (as in mmdet / mmseg backbones): ``init_cfg=dict(type='Pretrained',
+            checkpoint=pretrained)``. mmseg's ``EncoderDecoder`` passes its ``model.pretrained`` here.
+        init_cfg (dict | list[dict], optional): initialisation; a ``Pretrained`` entry is handled by
+            :meth:`init_weights`.
+
+    Raises:
+        ValueError: unknown arch, custom arch with wrong keys, ``out_indices`` / ``frozen_stages`` out of range,
+            ``gap_before_final_norm=True`` with several ``out_indices``, ``pretrained`` together with an
+            ``init_cfg`` ``Pretrained`` entry.
+        TypeError: a ``pretrained`` that is not a str.
+
+    A ``Pretrained`` checkpoint that is a local path and does not exist is reported as a warning at build time (the
+    model must still build for inference tools that load a full checkpoint later) and raises ``FileNotFoundError`` in
+    :meth:`init_weights`; our ``tools/train.py`` checks it before the Runner starts.
     """
+    arch_zoo: Dict[str, dict] = {}
+    arch_keys: FrozenSet[str] = frozenset({'embed_dims', 'depths'})
+    arch_optional_keys: FrozenSet[str] = frozenset()
+    stem_name = 'stem'
+    out_norm_layout = 'channels_last'
+    downsample_at_end = False
+    official = None
+    default_init_cfg: Optional[list] = None
+    init_before_pretrained = False
+    _arch_fields: Sequence[str] = ('embed_dims', 'depths', 'in_channels')
+    _dropped_on_load: Sequence[str] = ()
 
+    def __init__(self,
+                 arch: Union[str, dict],
+                 in_channels: int,
+                 out_indices: Union[int, Sequence[int]],
+                 frozen_stages: int,
+                 norm_eval: bool,
+                 gap_before_final_norm: bool,
+                 init_cfg: Optional[Union[dict, list]],
+                 pretrained: Optional[str] = None):
+        from ..pretrained import check_local_pretrained, pretrained_to_init_cfg
+        name = type(self).__name__
+        init_cfg = pretrained_to_init_cfg(pretrained, init_cfg, name)
+        check_local_pretrained(init_cfg, self)
+        super().__init__(init_cfg=init_cfg)
+        self.arch_settings = parse_arch(arch, self.arch_zoo, set(self.arch_keys), name, set(self.arch_optional_keys))
+        self.depths = [int(d) for d in self.arch_settings['depths']]
+        self.num_stages = len(self.depths)
+        dims = self.arch_settings['embed_dims']
+        self.embed_dims = [int(dims) * 2**i for i in range(self.num_stages)] \
+            if isinstance(dims, int) else [int(d) for d in dims]
+        if len(self.embed_dims) != self.num_stages:
+            raise ValueError(f'{name}: arch embed_dims {dims} must be an int or give one width per stage '
+                             f'({self.num_stages} stages from depths {self.depths}).')
+        self.in_channels = in_channels
+        self.out_indices = normalize_out_indices(out_indices, self.num_stages, name)
+        if not -1 <= frozen_stages <= self.num_stages:
+            raise ValueError(f'{name}: frozen_stages must be in [-1, {self.num_stages}] (-1: none, 0: '
+                             f'{self.stem_name}, k: {self.stem_name} + first k stages), got {frozen_stages}.')
+        if gap_before_final_norm and len(self.out_indices) > 1:
+            raise ValueError(
+                f'{name}: gap_before_final_norm=True pools every returned stage to (B, C), but out_indices='
+                f'{self.out_indices} asks for several stages, which dense heads (FPN, UperNet, ...) need as maps; '
+                'accepted: gap_before_final_norm=False for dense prediction (the default), or one stage (e.g. '
+                'out_indices=-1) for classification.')
+        self.frozen_stages = frozen_stages
+        self.norm_eval = norm_eval
+        self.gap_before_final_norm = gap_before_final_norm
+        self.pretrained_report = None
+
+    # ------------------------------------------------------------------------------------------------- building
+    def _drop_path_rates(self, rate: float, mode: str = 'linear') -> List[List[float]]:
+        """Per-stage lists of stochastic-depth rates: 'linear' rises from 0 to ``rate`` over all blocks
+        (Swin / ConvNeXt convention), 'uniform' gives every block ``rate``."""
+        total = sum(self.depths)
+        rates = [float(rate)] * total if mode == 'uniform' else \
+            torch.linspace(0, rate, total, device='cpu').tolist()
+        starts = [sum(self.depths[:i]) for i in range(self.num_stages)]
+        return [rates[s:s + d] for s, d in zip(starts, self.depths)]
+
+    def _add_output_norms(self, norm_cfg: dict) -> None:
+        """One norm ``norm{i}`` per returned stage (``norm{last}`` is the official final norm)."""
+        for i in self.out_indices:
+            self.add_module(f'norm{i}', build_norm_layer(norm_cfg, self.embed_dims[i])[1])
+
+    # ------------------------------------------------------------------------------------------------ forward
+    @property
+    def min_input_size(self) -> int:
+        """Smallest accepted input side in pixels (the total stride unless a family says otherwise)."""
+        return getattr(self, 'total_stride', 1)
+
+    def forward_stem(self, x: torch.Tensor) -> Any:
+        """(B, in_channels, H, W) -> the state the first stage takes (a map, or tokens and their shape)."""
+        raise NotImplementedError
+
+    def forward_stage(self, i: int, x: Any, cache: dict) -> Any:
+        """Run stage ``i`` on the state ``x``; ``cache`` carries values between stages of one call."""
+        raise NotImplementedError
+
+    def forward_output(self, i: int, x: Any) -> torch.Tensor:
+        """Stage ``i``'s returned tensor from the (B, C, H, W) map ``x``: normalised map, or (B, C) with
+        ``gap_before_final_norm``."""
+        norm = getattr(self, f'norm{i}')
+        if self.out_norm_layout == 'channels_first':
+            out = norm(x)
+            return out.mean(dim=(2, 3)) if self.gap_before_final_norm else out.contiguous()
+        if self.gap_before_final_norm:
+            return norm(x.mean(dim=(2, 3)))
+        return norm(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2).contiguous()
+
+    def forward(self, x: torch.Tensor) -> tuple:
+        """(B, in_channels, H, W) -> tuple with one tensor per ``out_indices`` entry: (B, C_i, H_i, W_i), or (B, C_i)
+        with ``gap_before_final_norm``.
+
+        Raises:
+            TypeError / ValueError: the input is not a floating-point (B, in_channels, H, W) tensor with H, W >=
+                :attr:`min_input_size` (:func:`mmmixer.models.utils.check_input`).
+        """
+        check_input(x, self.in_channels, self.min_input_size, type(self).__name__)
+        x, cache, outs = self.forward_stem(x), {}, []
+        for i in range(self.num_stages):
+            x = self.forward_stage(i, x, cache)
+            if i in self.out_indices:
+                outs.append(self.forward_output(i, x))
+        return tuple(outs)
+
+    # ------------------------------------------------------------------------------- freezing and train mode
     def _frozen_modules(self) -> List[nn.Module]:
+        """The stem, the first ``frozen_stages`` stages and their output norms (families extend this)."""
         modules = [self.patch_embed] if self.frozen_stages >= 0 else []
         for i in range(self.frozen_stages):
             modules.append(self.stages[i])
@@ -34,7 +200,7 @@ class FrozenStagesMixin:
                 param.requires_grad = False
 
     def train(self, mode: bool = True):
-        """Set train/eval mode, keeping frozen parts (and BatchNorms if ``norm_eval``) in eval mode."""
+        """Set train/eval mode, keeping frozen parts (and every BatchNorm if ``norm_eval``) in eval mode."""
         super().train(mode)
         self._freeze_stages()
         if mode and self.norm_eval:
@@ -43,25 +209,42 @@ class FrozenStagesMixin:
                     m.eval()
         return self
 
+    # ------------------------------------------------------------------------------------ layer-wise lr decay
+    def _extra_layer_id(self, name: str) -> Optional[int]:
+        """Layer id of a family-specific module outside ``patch_embed`` / ``stages`` (None: the last layer)."""
+        return None
 
-class CheckpointFitMixin:
-    """Refuse a checkpoint file of another arch with one clear error instead of a silent partial load.
+    def get_layer_depth(self, param_name: str, prefix: str = ''):
+        """Layer id of a parameter for layer-wise learning-rate decay (mmpretrain Swin / ConvNeXt convention).
 
-    mmengine loads ``load_from`` and ``init_cfg=dict(type='Pretrained', ...)`` with ``strict=False``: tensors that
-    fit are copied, the rest is reported in a warning, and training goes on with a half-initialised backbone. Before
-    anything of the backbone is copied, :meth:`_load_from_state_dict` calls
-    :func:`mmmixer.utils.checkpoint.check_state_dict_fits`, which raises ``CheckpointLoadError`` naming the file,
-    this backbone's arch (``_arch_fields``) and the missing / unexpected / mis-shaped keys when the tensors come
-    from a checkpoint file read by mmengine's loader. Output norms ``norm{i}`` may be missing or extra (classifier
-    checkpoint -> dense-prediction backbone). A family whose modules adapt some tensors on load (PosMLP's window
-    resizing) declares them in :meth:`_tolerate_on_load` and ``_dropped_on_load``.
-    """
+        ``num_layers = sum(depths) + 2``: the stem is layer 0, block j of stage i is ``sum(depths[:i]) + j + 1``,
+        a stage's downsampling shares the id of the block that runs before it (the last block of the previous
+        stage, or with ``downsample_at_end`` the stage's own last block), and everything else (output norms, head,
+        parameters outside ``prefix``) is the last layer.
 
-    #: attributes shown as "the expected arch" in the error message
-    _arch_fields: Sequence[str] = ('embed_dims', 'depths', 'in_channels')
-    #: checkpoint key suffixes the backbone drops on load (derived buffers of older layouts)
-    _dropped_on_load: Sequence[str] = ()
+        Args:
+            param_name (str): full parameter name, e.g. ``'backbone.stages.1.blocks.0.fc1.weight'``.
+            prefix (str): the backbone's prefix in ``param_name``, e.g. ``'backbone.'``.
 
+        Returns:
+            tuple[int, int]: (layer id, number of layers).
+        """
+        num_layers = sum(self.depths) + 2
+        if not param_name.startswith(prefix):
+            return num_layers - 1, num_layers
+        name = param_name[len(prefix):]
+        if name.startswith('patch_embed'):
+            return 0, num_layers
+        match = re.match(r'stages\.(\d+)\.(blocks\.(\d+)|downsample)', name)
+        if match is None:
+            extra = self._extra_layer_id(name)
+            return (num_layers - 1 if extra is None else extra), num_layers
+        stage = int(match.group(1))
+        if match.group(3) is None:  # downsample
+            return sum(self.depths[:stage + 1 if self.downsample_at_end else stage]), num_layers
+        return sum(self.depths[:stage]) + int(match.group(3)) + 1, num_layers
+
+    # ------------------------------------------------------------------------------------------- checkpoints
     def arch_repr(self) -> str:
         """E.g. ``'MSMLP(embed_dims=[32, 64, 128, 256], depths=[1, 1, 2, 1], in_channels=3)'``."""
         fields = ', '.join(f'{name}={getattr(self, name)!r}' for name in self._arch_fields if hasattr(self, name))
@@ -72,7 +255,50 @@ class CheckpointFitMixin:
         return False
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # a checkpoint file of another arch: one clear error instead of mmengine's silent partial load
         check_state_dict_fits(self, state_dict, prefix, self.arch_repr(), ignore_unexpected=self._dropped_on_load,
                               tolerate=self._tolerate_on_load)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
+    # hooks of :func:`mmmixer.models.pretrained.load_pretrained`
+    @classmethod
+    def convert_official(cls, state_dict: dict) -> dict:
+        """Convert an official state dict (``cls.official`` layout): ``dict(state_dict=..., arch=..., ...)``."""
+        raise NotImplementedError(f'{cls.__name__} has no official checkpoint layout.')
+
+    def _adapt_pretrained(self, state: Dict[str, Any]) -> Dict[str, Any]:
+        """Rename / drop checkpoint tensors of older layouts before matching (prefix already stripped)."""
+        return state
+
+    def _derived_on_load(self, key: str) -> bool:
+        """Model tensors computed from the configuration, never read from a checkpoint."""
+        return False
+
+    def _may_be_new(self, key: str) -> bool:
+        """Model tensors that may be absent from a checkpoint: the output norms (a classifier has only the last)."""
+        return re.match(r'norm\d+\.', key) is not None
+
+    def _may_be_unused(self, key: str) -> bool:
+        """Checkpoint tensors of this backbone's modules that the model may lack: other output norms."""
+        return re.match(r'norm\d+\.', key) is not None
+
+    def _raise_pretrained_mismatch(self, name: str, plan: Any, problems: List[str]) -> None:
+        raise CheckpointLoadError(
+            f'Checkpoint "{name}" does not fit {self.arch_repr()} (keys under prefix {plan.report.prefix!r}): '
+            + '; '.join(problems) + '. Nothing was loaded into the backbone. Use a checkpoint of this arch'
+            + (f' (official {self.official.family} files are converted on load)' if self.official else '')
+            + ", or set the backbone's arch to the checkpoint's.")
+
+    def init_weights(self):
+        """Initialise; a ``Pretrained`` entry of ``init_cfg`` is loaded by :func:`mmmixer.models.pretrained.
+        load_pretrained` after the other entries (or the family's default init) ran: official checkpoints are
+        converted in memory, the split into loaded / new / unused tensors is logged and kept in
+        ``self.pretrained_report``.
+
+        Raises:
+            ValueError: more than one ``Pretrained`` entry.
+            FileNotFoundError / CheckpointLoadError: see :func:`~mmmixer.models.pretrained.load_pretrained`.
+        """
+        from ..pretrained import init_with_pretrained
+        if not init_with_pretrained(self, super().init_weights):
+            super().init_weights()

@@ -1,25 +1,25 @@
 """MS-MLP backbone (Mix-Shift-MLP).
 
-Zheng et al., "Mixing and Shifting: Exploiting Global and Local Dependencies in Vision MLPs",
-arXiv 2202.06510. Presets and defaults follow the official code JegZheng/MS-MLP @ a10d34d
-(``models/ms_mlp.py``, ``configs/msmlp_*_patch4_shift5_224.yaml``); see ``../shared/reference/papers.md`` §1.
-Layout and API follow mmpretrain's ``ConvNeXt``/``SwinTransformer`` backbones.
+Zheng et al., "Mixing and Shifting: Exploiting Global and Local Dependencies in Vision MLPs", arXiv 2202.06510
+(https://arxiv.org/abs/2202.06510). Presets and defaults follow the official code JegZheng/MS-MLP @ a10d34d
+(``models/ms_mlp.py``, ``configs/msmlp_*_patch4_shift5_224.yaml``; summarised in docs/papers.md, "MS-MLP"). Layout
+and API follow mmpretrain's ``ConvNeXt``/``SwinTransformer`` backbones; the block is
+:class:`~mmmixer.models.layers.MixShiftBlock`, the skeleton :class:`~mmmixer.models.backbones.base.MixerBackbone`.
 """
-import re
+import copy
 from typing import Optional, Sequence, Union
 
 import torch
 import torch.nn as nn
-from mmcv.cnn import build_norm_layer
 from mmcv.cnn.bricks.transformer import PatchEmbed
-from mmengine.model import BaseModule, ModuleList
+from mmengine.model import ModuleList
 
 from mmmixer.registry import MODELS
-from .base import CheckpointFitMixin, FrozenStagesMixin
+from .base import MixerBackbone
+from ..converter import OfficialConverter
 from ..layers.mix_shift import SHIFT_MODES, MixShiftBlock
-from ..utils import check_input, normalize_out_indices, parse_arch
 
-__all__ = ['MSMLP']
+__all__ = ['MSMLP', 'convert_official_msmlp']
 
 
 class MSMLPStage(nn.Module):
@@ -52,16 +52,74 @@ class MSMLPStage(nn.Module):
         return x
 
 
+def _downsample_key(m) -> str:
+    # official layers.{i}.downsample closes stage i; ours opens stage i + 1
+    return f'backbone.stages.{int(m[1]) + 1}.downsample.{dict(proj="projection", norm="norm")[m[2]]}.{m[3]}'
+
+
+#: The official checkpoint layout (JegZheng/MS-MLP ``MS_MLP``; docs/papers.md, "Official checkpoints").
+OFFICIAL = OfficialConverter(
+    family='MS-MLP', backbone='MSMLP', tool='tools/model_converters/msmlp_to_mmmixer.py',
+    signature=('patch_embed.proj.weight', 'layers.*'),
+    rules=[
+        (r'patch_embed\.proj\.(.*)', r'backbone.patch_embed.projection.\1'),
+        (r'patch_embed\.norm\.(.*)', r'backbone.patch_embed.norm.\1'),
+        (r'layers\.(\d+)\.blocks\.(.*)', r'backbone.stages.\1.blocks.\2'),
+        (r'layers\.(\d+)\.downsample\.(proj|norm)\.(.*)', _downsample_key),
+        (r'norm\.(weight|bias)', r'backbone.norm{last}.\1'),
+        (r'head\.(weight|bias)', r'head.fc.\1'),
+    ],
+    block_pattern=r'layers\.(\d+)\.blocks\.(\d+)\.', container_keys=('model', 'model_ema'),
+    container_help='an official MS-MLP checkpoint stores its weights under "model".')
+
+
+def convert_official_msmlp(state_dict: dict) -> dict:
+    """Map an official MS-MLP ``state_dict`` (JegZheng/MS-MLP ``MS_MLP``) onto an mmmixer classifier.
+
+    Key mapping (:data:`OFFICIAL`; docs/papers.md, "Official checkpoints"):
+
+    ==========================================  ==============================================
+    official                                    mmmixer (``ImageClassifier``)
+    ==========================================  ==============================================
+    ``patch_embed.proj.*``                      ``backbone.patch_embed.projection.*``
+    ``patch_embed.norm.*``                      ``backbone.patch_embed.norm.*``
+    ``layers.{i}.blocks.{j}.*``                 ``backbone.stages.{i}.blocks.{j}.*``
+    ``layers.{i}.downsample.proj.*``            ``backbone.stages.{i+1}.downsample.projection.*``
+    ``layers.{i}.downsample.norm.*``            ``backbone.stages.{i+1}.downsample.norm.*``
+    ``norm.*``                                  ``backbone.norm{last}.*``
+    ``head.*``                                  ``head.fc.*``
+    ==========================================  ==============================================
+
+    Args:
+        state_dict (dict): official weights (``checkpoint['model']``); a ``module.`` prefix is stripped.
+
+    Returns:
+        dict: ``{'state_dict': OrderedDict, 'arch': {'embed_dims': int, 'depths': list}}``; the state dict
+        loads with ``strict=True`` into the classifier of our configs, and with ``prefix='backbone.'`` into
+        det/seg backbones.
+
+    Raises:
+        ValueError: not an official MS-MLP checkpoint, or a key that is not part of one (e.g. another family's
+            checkpoint); the message lists up to five of them.
+    """
+    sd = OFFICIAL.strip(state_dict)
+    depths = OFFICIAL.depths(sd)
+    out = OFFICIAL.convert_keys(sd)
+    last = f'norm{len(depths) - 1}.'
+    out = type(out)((k.replace('norm{last}.', last), v) for k, v in out.items())
+    return dict(state_dict=out, arch=dict(embed_dims=int(sd['patch_embed.proj.weight'].shape[0]), depths=depths))
+
+
 @MODELS.register_module()
-class MSMLP(CheckpointFitMixin, FrozenStagesMixin, BaseModule):
+class MSMLP(MixerBackbone):
     """MS-MLP backbone: `Mixing and Shifting: Exploiting Global and Local Dependencies in Vision MLPs
     <https://arxiv.org/abs/2202.06510>`_.
 
     A 4x4/stride-4 conv stem with LayerNorm, four stages of :class:`MixShiftBlock` at strides 4/8/16/32
     (2x2/stride-2 conv + LayerNorm between stages). Modified from the official implementation
     (JegZheng/MS-MLP ``models/ms_mlp.py``): the size asserts are gone, per-stage output norms are added for
-    dense prediction, and the downsampling belongs to the stage it feeds (the converter
-    ``tools/model_converters/msmlp_to_mmmixer.py`` maps official keys).
+    dense prediction, and the downsampling belongs to the stage it feeds (:func:`convert_official_msmlp` maps
+    official keys, on load or with ``tools/model_converters/msmlp_to_mmmixer.py``).
 
     Presets (official yamls ``configs/msmlp_{tiny,small,base}_patch4_shift5_224.yaml``; params with a
     1000-class head: 28,656,232 / 50,303,752 / 88,696,792):
@@ -107,12 +165,16 @@ class MSMLP(CheckpointFitMixin, FrozenStagesMixin, BaseModule):
         norm_eval (bool): keep BatchNorm layers (if any, e.g. from a custom ``norm_cfg``) in eval mode
             during training. MS-MLP itself only uses LayerNorm. Default False.
         with_cp (bool): gradient checkpointing per block (``use_reentrant=False``). Default False.
-        gap_before_final_norm (bool): True (classification): each returned stage is average-pooled and then
-            normalised, (B, C); this is the official head order pool -> LayerNorm -> Linear. False (dense
-            prediction): each returned stage is normalised per position, (B, C, H, W). Default True.
+        gap_before_final_norm (bool): True (classification, our ImageNet configs): the returned stage is
+            average-pooled and then normalised, (B, C); this is the official head order pool -> LayerNorm -> Linear.
+            False (dense prediction): each returned stage is normalised per position, (B, C, H, W). Default False
+            (as every mmmixer backbone), so a swap into a dense config needs only ``type``/``arch``/``out_indices``.
         norm_cfg (dict): LayerNorm config (channels-last). Default ``dict(type='LN', eps=1e-6)`` (official).
+        pretrained (str, optional): deprecated, ``init_cfg=dict(type='Pretrained', checkpoint=pretrained)``.
         init_cfg (dict | list[dict], optional): initialisation; default truncated normal (std 0.02) for
-            Linear and ones/zeros for LayerNorm, PyTorch default for convs (official ``_init_weights``).
+            Linear and ones/zeros for LayerNorm, PyTorch default for convs (official ``_init_weights``). A
+            ``Pretrained`` entry accepts our checkpoints and the official release files (path or URL; converted on
+            load, see :mod:`mmmixer.models.pretrained`).
 
     Returns (forward):
         tuple[Tensor]: one tensor per ``out_indices`` entry, (B, C_i) or (B, C_i, H_i, W_i).
@@ -128,6 +190,12 @@ class MSMLP(CheckpointFitMixin, FrozenStagesMixin, BaseModule):
         **dict.fromkeys(['b', 'base'], {'embed_dims': 128, 'depths': [3, 3, 27, 3]}),
     }
     default_mix_size = [[1, 1, 3, 5, 7], [1, 3, 3, 5, 7], [1, 5, 5, 5, 7], [1, 7, 7, 7, 7]]
+    #: official ``_init_weights``: truncated normal (std 0.02) Linear, ones/zeros LayerNorm, PyTorch default convs
+    default_init_cfg = [
+        dict(type='TruncNormal', layer=['Linear'], std=.02, bias=0.),
+        dict(type='Constant', layer=['LayerNorm'], val=1., bias=0.)
+    ]
+    official = OFFICIAL
 
     def __init__(self,
                  arch: Union[str, dict] = 'tiny',
@@ -144,170 +212,46 @@ class MSMLP(CheckpointFitMixin, FrozenStagesMixin, BaseModule):
                  frozen_stages: int = -1,
                  norm_eval: bool = False,
                  with_cp: bool = False,
-                 gap_before_final_norm: bool = True,
+                 gap_before_final_norm: bool = False,
                  norm_cfg: dict = dict(type='LN', eps=1e-6),
-                 init_cfg: Optional[Union[dict, list]] = [
-                     dict(type='TruncNormal', layer=['Linear'], std=.02, bias=0.),
-                     dict(type='Constant', layer=['LayerNorm'], val=1., bias=0.)
-                 ]):
-        super().__init__(init_cfg=init_cfg)
-        arch = parse_arch(arch, self.arch_zoo, {'embed_dims', 'depths'}, 'MSMLP')
-        self.depths = [int(d) for d in arch['depths']]
-        self.num_stages = len(self.depths)
-        dims = arch['embed_dims']
-        self.embed_dims = [int(dims) * 2**i for i in range(self.num_stages)] \
-            if isinstance(dims, int) else [int(d) for d in dims]
-        if len(self.embed_dims) != self.num_stages:
-            raise ValueError(f'MSMLP: arch embed_dims {dims} must be an int or give one width per stage '
-                             f'({self.num_stages} stages from depths {self.depths}).')
+                 pretrained: Optional[str] = None,
+                 init_cfg: Optional[Union[dict, list]] = copy.deepcopy(default_init_cfg)):
+        super().__init__(arch, in_channels, out_indices, frozen_stages, norm_eval, gap_before_final_norm,
+                         init_cfg, pretrained)
         mix_size = [list(m) for m in (mix_size or self.default_mix_size)]
         if len(mix_size) != self.num_stages:
             raise ValueError(f'MSMLP: mix_size needs one row per stage ({self.num_stages}), got '
                              f'{len(mix_size)} rows: {mix_size}.')
         if shift_mode not in SHIFT_MODES:
             raise ValueError(f'MSMLP: shift_mode must be one of {SHIFT_MODES}, got {shift_mode!r}.')
-        self.in_channels = in_channels
         self.total_stride = patch_size * 2**(self.num_stages - 1)
-        self.out_indices = normalize_out_indices(out_indices, self.num_stages, 'MSMLP')
-        if not -1 <= frozen_stages <= self.num_stages:
-            raise ValueError(f'MSMLP: frozen_stages must be in [-1, {self.num_stages}] (-1: none, 0: stem, '
-                             f'k: stem + first k stages), got {frozen_stages}.')
-        self.frozen_stages = frozen_stages
-        self.norm_eval = norm_eval
-        self.gap_before_final_norm = gap_before_final_norm
 
         # stem: conv k=s=patch_size, then LayerNorm (official PatchEmbed with patch_norm=True)
         self.patch_embed = PatchEmbed(
             in_channels=in_channels, embed_dims=self.embed_dims[0], kernel_size=patch_size,
             stride=patch_size, padding='corner', norm_cfg=norm_cfg)
         self.drop_after_pos = nn.Dropout(p=drop_rate)
-
-        dpr = torch.linspace(0, drop_path_rate, sum(self.depths), device='cpu').tolist()
-        self.stages = ModuleList()
-        for i, depth in enumerate(self.depths):
-            start = sum(self.depths[:i])
-            self.stages.append(
-                MSMLPStage(
-                    in_channels=self.embed_dims[max(i - 1, 0)], embed_dims=self.embed_dims[i],
-                    depth=depth, downsample=i > 0,
-                    block_cfg=dict(shift_dist=shift_dist, mix_size=mix_size[i], mlp_ratio=mlp_ratio,
-                                   layer_scale_init_value=layer_scale_init_value,
-                                   shift_mode=shift_mode),
-                    drop_path_rates=dpr[start:start + depth], norm_cfg=norm_cfg, with_cp=with_cp))
-        for i in self.out_indices:
-            self.add_module(f'norm{i}', build_norm_layer(norm_cfg, self.embed_dims[i])[1])
+        dpr = self._drop_path_rates(drop_path_rate)
+        self.stages = ModuleList(
+            MSMLPStage(in_channels=self.embed_dims[max(i - 1, 0)], embed_dims=self.embed_dims[i],
+                       depth=depth, downsample=i > 0,
+                       block_cfg=dict(shift_dist=shift_dist, mix_size=mix_size[i], mlp_ratio=mlp_ratio,
+                                      layer_scale_init_value=layer_scale_init_value, shift_mode=shift_mode),
+                       drop_path_rates=dpr[i], norm_cfg=norm_cfg, with_cp=with_cp)
+            for i, depth in enumerate(self.depths))
+        self._add_output_norms(norm_cfg)
         self._freeze_stages()
 
-    def forward(self, x: torch.Tensor) -> tuple:
-        """(B, in_channels, H, W) -> tuple of (B, C_i) or (B, C_i, ceil(H/s_i), ceil(W/s_i))."""
-        check_input(x, self.in_channels, self.total_stride, 'MSMLP')
-        x, (h, w) = self.patch_embed(x)  # (B, h*w, C0), normalised
+    def forward_stem(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, in_channels, H, W) -> (B, C0, ceil(H/4), ceil(W/4)), normalised."""
+        x, (h, w) = self.patch_embed(x)  # (B, h*w, C0)
         x = self.drop_after_pos(x)
-        x = x.transpose(1, 2).reshape(x.shape[0], -1, h, w)
-        outs = []
-        for i, stage in enumerate(self.stages):
-            x = stage(x)
-            if i in self.out_indices:
-                norm = getattr(self, f'norm{i}')
-                if self.gap_before_final_norm:
-                    outs.append(norm(x.mean(dim=(2, 3))))  # (B, C)
-                else:
-                    outs.append(norm(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2).contiguous())
-        return tuple(outs)
+        return x.transpose(1, 2).reshape(x.shape[0], -1, h, w)
 
-    def get_layer_depth(self, param_name: str, prefix: str = ''):
-        """Layer id of a parameter for layer-wise learning-rate decay (mmpretrain Swin convention).
+    def forward_stage(self, i: int, x: torch.Tensor, cache: dict) -> torch.Tensor:
+        """(B, C_{i-1}, H, W) -> (B, C_i, ceil(H/2), ceil(W/2)) (stage 0 keeps the size)."""
+        return self.stages[i](x)
 
-        ``num_layers = sum(depths) + 2``: the stem is layer 0, block j of stage i is
-        ``sum(depths[:i]) + j + 1``, a stage's downsampling shares the id of the block before it, and
-        everything else (output norms, head, parameters outside ``prefix``) is the last layer.
-
-        Args:
-            param_name (str): full parameter name, e.g. ``'backbone.stages.1.blocks.0.pwconv1.weight'``.
-            prefix (str): the backbone's prefix in ``param_name``, e.g. ``'backbone.'``.
-
-        Returns:
-            tuple[int, int]: (layer id, number of layers).
-        """
-        num_layers = sum(self.depths) + 2
-        if not param_name.startswith(prefix):
-            return num_layers - 1, num_layers
-        name = param_name[len(prefix):]
-        if name.startswith('patch_embed'):
-            return 0, num_layers
-        match = re.match(r'stages\.(\d+)\.(blocks\.(\d+)|downsample)', name)
-        if match is None:
-            return num_layers - 1, num_layers
-        stage = int(match.group(1))
-        if match.group(3) is None:  # downsample
-            return sum(self.depths[:stage]), num_layers
-        return sum(self.depths[:stage]) + int(match.group(3)) + 1, num_layers
-
-
-def convert_official_msmlp(state_dict: dict) -> dict:
-    """Map an official MS-MLP ``state_dict`` (JegZheng/MS-MLP ``MS_MLP``) onto an mmmixer classifier.
-
-    Key mapping (papers.md §1.6 lists the official keys):
-
-    ==========================================  ==============================================
-    official                                    mmmixer (``ImageClassifier``)
-    ==========================================  ==============================================
-    ``patch_embed.proj.*``                      ``backbone.patch_embed.projection.*``
-    ``patch_embed.norm.*``                      ``backbone.patch_embed.norm.*``
-    ``layers.{i}.blocks.{j}.*``                 ``backbone.stages.{i}.blocks.{j}.*``
-    ``layers.{i}.downsample.proj.*``            ``backbone.stages.{i+1}.downsample.projection.*``
-    ``layers.{i}.downsample.norm.*``            ``backbone.stages.{i+1}.downsample.norm.*``
-    ``norm.*``                                  ``backbone.norm{last}.*``
-    ``head.*``                                  ``head.fc.*``
-    ==========================================  ==============================================
-
-    Args:
-        state_dict (dict): official weights (``checkpoint['model']``); a ``module.`` prefix is stripped.
-
-    Returns:
-        dict: ``{'state_dict': OrderedDict, 'arch': {'embed_dims': int, 'depths': list}}``; the state dict
-        loads with ``strict=True`` into the classifier of our configs, and with ``prefix='backbone.'`` into
-        det/seg backbones.
-
-    Raises:
-        ValueError: a key that is not part of an official MS-MLP model (e.g. another family's
-            checkpoint); the message lists up to five of them.
-    """
-    from collections import OrderedDict
-    sd = {k[7:] if k.startswith('module.') else k: v for k, v in state_dict.items()}
-    if 'patch_embed.proj.weight' not in sd or not any(k.startswith('layers.') for k in sd):
-        raise ValueError('Not an official MS-MLP checkpoint: expected keys "patch_embed.proj.weight" and '
-                         f'"layers.*"; found e.g. {sorted(sd)[:5]}.')
-    depths = []
-    for k in sd:
-        m = re.match(r'layers\.(\d+)\.blocks\.(\d+)\.', k)
-        if m:
-            i, j = int(m.group(1)), int(m.group(2))
-            depths.extend([0] * (i + 1 - len(depths)))
-            depths[i] = max(depths[i], j + 1)
-    last = len(depths) - 1
-    rules = [
-        (r'patch_embed\.proj\.(.*)', lambda m: f'backbone.patch_embed.projection.{m[1]}'),
-        (r'patch_embed\.norm\.(.*)', lambda m: f'backbone.patch_embed.norm.{m[1]}'),
-        (r'layers\.(\d+)\.blocks\.(.*)', lambda m: f'backbone.stages.{m[1]}.blocks.{m[2]}'),
-        (r'layers\.(\d+)\.downsample\.proj\.(.*)',
-         lambda m: f'backbone.stages.{int(m[1]) + 1}.downsample.projection.{m[2]}'),
-        (r'layers\.(\d+)\.downsample\.norm\.(.*)',
-         lambda m: f'backbone.stages.{int(m[1]) + 1}.downsample.norm.{m[2]}'),
-        (r'norm\.(weight|bias)', lambda m: f'backbone.norm{last}.{m[1]}'),
-        (r'head\.(weight|bias)', lambda m: f'head.fc.{m[1]}'),
-    ]
-    out, leftover = OrderedDict(), []
-    for key, value in sd.items():
-        for pattern, repl in rules:
-            m = re.fullmatch(pattern, key)
-            if m:
-                out[repl(m)] = value
-                break
-        else:
-            leftover.append(key)
-    if leftover:
-        raise ValueError(f'{len(leftover)} keys of the checkpoint are not part of an official MS-MLP model, '
-                         f'e.g. {leftover[:5]}; is it another family\'s checkpoint?')
-    arch = dict(embed_dims=int(sd['patch_embed.proj.weight'].shape[0]), depths=depths)
-    return dict(state_dict=out, arch=arch)
+    @classmethod
+    def convert_official(cls, state_dict: dict) -> dict:
+        return convert_official_msmlp(state_dict)

@@ -4,38 +4,32 @@ The MS-MLP paper (Zheng et al., "Mixing and Shifting: Exploiting Global and Loca
 arXiv 2202.06510) states in its abstract that combining MS-MLP with Swin Transformer improves Swin-T/S/B (e.g.
 +0.5% ImageNet-1K top-1 for Swin-B). How the hybrid is built is NOT available to us: the official repository
 (JegZheng/MS-MLP @ a10d34d) has no hybrid code and the paper's table and text could not be read
-(../shared/reference/papers.md §1.5). This module therefore makes the block layout a per-stage *pattern*, ships
+(docs/papers.md, "Swin + MS-MLP hybrid"). This module therefore makes the block layout a per-stage *pattern*, ships
 a few named layouts and documents the one we chose as default (:class:`SwinMSMLP`).
 
 Everything Swin comes from mmpretrain 1.2.0 (``mmpretrain.models.backbones.swin_transformer.SwinBlock``, which
 holds ``ShiftWindowMSA``) and mmcv (``PatchEmbed``, ``PatchMerging``), laid out with exactly the module names of
 mmpretrain's ``SwinTransformer`` (``patch_embed``, ``stages.{i}.blocks.{j}``, ``stages.{i}.downsample``,
 ``norm{i}``), so an mmpretrain Swin checkpoint initialises the patch embedding, the attention blocks and the
-merging layers (:func:`load_swin_pretrained`). The MS block is our :class:`~mmmixer.models.layers.MixShiftBlock`.
+merging layers (``init_cfg=dict(type='Pretrained', ...)``, :func:`load_swin_pretrained`). The MS block is our :class:`~mmmixer.models.layers.MixShiftBlock`.
 
 mmpretrain is imported lazily, inside :class:`SwinMSMLP` (``import mmmixer.models`` stays free of mmpretrain,
 mmdet and mmseg); building a ``SwinMSMLP`` needs ``pip install mmpretrain``.
 """
 import copy
-import os
-import re
-from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
 import torch.utils.checkpoint as cp
-from mmcv.cnn import build_norm_layer
 from mmcv.cnn.bricks.transformer import PatchEmbed, PatchMerging
-from mmengine.logging import print_log
 from mmengine.model import BaseModule, ModuleList
 
 from mmmixer.registry import MODELS
-from mmmixer.utils.checkpoint import allow_partial_load
-from .base import CheckpointFitMixin, FrozenStagesMixin
-from ..layers.mix_shift import MixShiftBlock
-from ..utils import check_input, normalize_out_indices, parse_arch
+from .base import MixerBackbone
 from .ms_mlp import MSMLP
+from ..layers.mix_shift import MixShiftBlock
+from ..pretrained import LoadReport, load_pretrained, read_checkpoint
 
 __all__ = [
     'SwinMSMLP', 'SwinLoadReport', 'load_swin_pretrained', 'resize_bias_table', 'BLOCK_TYPES', 'NAMED_PATTERNS'
@@ -139,7 +133,7 @@ class SwinMSMLPStage(BaseModule):
 
 
 @MODELS.register_module()
-class SwinMSMLP(CheckpointFitMixin, FrozenStagesMixin, BaseModule):
+class SwinMSMLP(MixerBackbone):
     """Swin Transformer with Mix-Shift blocks: a Swin + MS-MLP hybrid backbone.
 
     Combines `Swin Transformer <https://arxiv.org/abs/2103.14030>`_ (mmpretrain's implementation) with the
@@ -154,7 +148,7 @@ class SwinMSMLP(CheckpointFitMixin, FrozenStagesMixin, BaseModule):
 
     **The paper's hybrid layout is not available.** The MS-MLP abstract only says that MS-MLP combined with Swin
     improves Swin-T/S/B (+0.5% top-1 for Swin-B); no code, table or text describing the construction could be
-    read (papers.md §1.5). The patterns below are our design, not the paper's:
+    read (docs/papers.md, "Swin + MS-MLP hybrid"). The patterns below are our design, not the paper's:
 
     ============  =======================================================================================
     pattern       blocks of each stage
@@ -175,7 +169,7 @@ class SwinMSMLP(CheckpointFitMixin, FrozenStagesMixin, BaseModule):
     tiny/small/base; (3) all W-MSA blocks keep their Swin counterparts, so a Swin ImageNet checkpoint
     initialises half of the blocks of every stage plus the embedding and merging layers.
 
-    Presets (mmpretrain ``SwinTransformer.arch_zoo``; papers.md §4.1):
+    Presets (mmpretrain ``SwinTransformer.arch_zoo``):
 
     ========  ===========  ===============  ==================
     arch      embed_dims   depths           num_heads
@@ -233,6 +227,7 @@ class SwinMSMLP(CheckpointFitMixin, FrozenStagesMixin, BaseModule):
             mmpretrain's Swin classifier. Default False.
         norm_cfg (dict): norm of the patch embedding, the Swin blocks, the merging layers and the output norms.
             Default ``dict(type='LN')`` (mmpretrain Swin).
+        pretrained (str, optional): deprecated, ``init_cfg=dict(type='Pretrained', checkpoint=pretrained)``.
         init_cfg (dict | list[dict], optional): default truncated normal (std 0.02, bias 0) for Linear and
             ones/zeros for LayerNorm (official Swin and MS-MLP ``_init_weights``), truncated normal (std 0.02)
             for the relative position bias tables (mmpretrain ``WindowMSA.init_weights``), PyTorch default for
@@ -256,6 +251,11 @@ class SwinMSMLP(CheckpointFitMixin, FrozenStagesMixin, BaseModule):
         **dict.fromkeys(['s', 'small'], {'embed_dims': 96, 'depths': [2, 2, 18, 2], 'num_heads': [3, 6, 12, 24]}),
         **dict.fromkeys(['b', 'base'], {'embed_dims': 128, 'depths': [2, 2, 18, 2], 'num_heads': [4, 8, 16, 32]}),
     }
+    arch_keys = frozenset({'embed_dims', 'depths', 'num_heads'})
+    stem_name = 'patch embedding'
+    downsample_at_end = True  # Swin: stage i's merging layer runs after its blocks
+    default_init_cfg = _DEFAULT_INIT
+    init_before_pretrained = True  # MS blocks left new by a Swin checkpoint get the MS-MLP init
     default_pattern = 'ms_shift'
 
     def __init__(self,
@@ -275,16 +275,17 @@ class SwinMSMLP(CheckpointFitMixin, FrozenStagesMixin, BaseModule):
                  with_cp: bool = False,
                  gap_before_final_norm: bool = False,
                  norm_cfg: dict = dict(type='LN'),
+                 pretrained: Optional[str] = None,
                  init_cfg: Optional[Union[dict, list]] = copy.deepcopy(_DEFAULT_INIT)):
-        super().__init__(init_cfg=copy.deepcopy(init_cfg))
-        arch = parse_arch(arch, self.arch_zoo, {'embed_dims', 'depths', 'num_heads'}, 'SwinMSMLP')
-        self.depths = [int(d) for d in arch['depths']]
-        self.num_heads = [int(h) for h in arch['num_heads']]
-        self.num_stages = len(self.depths)
+        super().__init__(arch, in_channels, out_indices, frozen_stages, norm_eval, gap_before_final_norm,
+                         copy.deepcopy(init_cfg), pretrained)
+        if isinstance(self.arch_settings['embed_dims'], (list, tuple)):
+            raise ValueError(f'SwinMSMLP: arch embed_dims must be an int (stage i has embed_dims * 2**i channels), '
+                             f'got {self.arch_settings["embed_dims"]}.')
+        self.num_heads = [int(h) for h in self.arch_settings['num_heads']]
         if len(self.num_heads) != self.num_stages:
             raise ValueError(f'SwinMSMLP: arch num_heads {self.num_heads} must give one entry per stage '
                              f'({self.num_stages} stages from depths {self.depths}).')
-        self.embed_dims = [int(arch['embed_dims']) * 2**i for i in range(self.num_stages)]
         for i, (dims, heads) in enumerate(zip(self.embed_dims, self.num_heads)):
             if heads < 1 or dims % heads:
                 raise ValueError(f'SwinMSMLP: arch num_heads {self.num_heads}: stage {i} has {dims} channels, which '
@@ -302,41 +303,26 @@ class SwinMSMLP(CheckpointFitMixin, FrozenStagesMixin, BaseModule):
         if len(mix_size) != self.num_stages:
             raise ValueError(f'SwinMSMLP: ms_cfg mix_size needs one row per stage ({self.num_stages}), got '
                              f'{len(mix_size)} rows: {mix_size}.')
-        self.in_channels = in_channels
         self.window_size = window_size
         self.pad_small_map = pad_small_map
         self.total_stride = patch_size * 2**(self.num_stages - 1)
         self.patch_size = patch_size
-        self.out_indices = normalize_out_indices(out_indices, self.num_stages, 'SwinMSMLP')
-        if not -1 <= frozen_stages <= self.num_stages:
-            raise ValueError(f'SwinMSMLP: frozen_stages must be in [-1, {self.num_stages}] (-1: none, 0: patch '
-                             f'embedding, k: patch embedding + first k stages), got {frozen_stages}.')
-        self.frozen_stages = frozen_stages
-        self.norm_eval = norm_eval
-        self.gap_before_final_norm = gap_before_final_norm
-        self.pretrained_report = None
 
         swin_block_cls = _import_swin_block() if any('M' != k for p in self.block_pattern for k in p) else None
-
         # stem: conv k=s=patch_size then LayerNorm, 'corner' padding (mmpretrain SwinTransformer patch_embed)
         self.patch_embed = PatchEmbed(
             in_channels=in_channels, embed_dims=self.embed_dims[0], conv_type='Conv2d', kernel_size=patch_size,
             stride=patch_size, padding='corner', norm_cfg=norm_cfg)
         self.drop_after_pos = nn.Dropout(p=drop_rate)
-
-        dpr = torch.linspace(0, drop_path_rate, sum(self.depths), device='cpu').tolist()
-        self.stages = ModuleList()
-        for i, depth in enumerate(self.depths):
-            start = sum(self.depths[:i])
-            self.stages.append(
-                SwinMSMLPStage(
-                    embed_dims=self.embed_dims[i], pattern=self.block_pattern[i], num_heads=self.num_heads[i],
-                    window_size=window_size, mlp_ratio=mlp_ratio, drop_paths=dpr[start:start + depth],
-                    pad_small_map=pad_small_map, ms_block_cfg=dict(ms_cfg, mix_size=mix_size[i]),
-                    norm_cfg=norm_cfg, downsample=i < self.num_stages - 1, with_cp=with_cp,
-                    swin_block_cls=swin_block_cls))
-        for i in self.out_indices:
-            self.add_module(f'norm{i}', build_norm_layer(norm_cfg, self.embed_dims[i])[1])
+        dpr = self._drop_path_rates(drop_path_rate)
+        self.stages = ModuleList(
+            SwinMSMLPStage(
+                embed_dims=self.embed_dims[i], pattern=self.block_pattern[i], num_heads=self.num_heads[i],
+                window_size=window_size, mlp_ratio=mlp_ratio, drop_paths=dpr[i], pad_small_map=pad_small_map,
+                ms_block_cfg=dict(ms_cfg, mix_size=mix_size[i]), norm_cfg=norm_cfg,
+                downsample=i < self.num_stages - 1, with_cp=with_cp, swin_block_cls=swin_block_cls)
+            for i in range(self.num_stages))
+        self._add_output_norms(norm_cfg)
         self._freeze_stages()
 
     @classmethod
@@ -387,128 +373,148 @@ class SwinMSMLP(CheckpointFitMixin, FrozenStagesMixin, BaseModule):
                 raise ValueError(f'SwinMSMLP: stage {i} map {h}x{w} is smaller than window_size '
                                  f'{self.window_size}; set pad_small_map=True (default) or use a larger input.')
 
-    def forward(self, x: torch.Tensor) -> tuple:
-        """(B, in_channels, H, W) -> tuple of (B, C_i) or (B, C_i, ceil(H/s_i), ceil(W/s_i))."""
-        check_input(x, self.in_channels, self.total_stride, 'SwinMSMLP')
-        x, hw_shape = self.patch_embed(x)  # (B, h*w, C0), normalised
+    def forward_stem(self, x: torch.Tensor) -> Tuple[torch.Tensor, Tuple[int, int]]:
+        """(B, in_channels, H, W) -> tokens (B, h*w, C0) and their map shape (h, w) = (ceil(H/4), ceil(W/4))."""
+        x, hw_shape = self.patch_embed(x)
         if not self.pad_small_map:
             self._check_map_sizes(*hw_shape)
-        x = self.drop_after_pos(x)
-        outs = []
-        for i, stage in enumerate(self.stages):
-            x = stage(x, hw_shape)
-            if i in self.out_indices:
-                norm = getattr(self, f'norm{i}')
-                if self.gap_before_final_norm:
-                    outs.append(norm(x.mean(dim=1)))  # (B, C)
-                else:
-                    out = norm(x).view(-1, *hw_shape, self.embed_dims[i])
-                    outs.append(out.permute(0, 3, 1, 2).contiguous())
-            if stage.downsample is not None:
-                x, hw_shape = stage.downsample(x, hw_shape)
-        return tuple(outs)
+        return self.drop_after_pos(x), hw_shape
 
-    def init_weights(self):
-        """Default initialisation, then (if ``init_cfg`` holds a ``Pretrained`` entry) :func:`load_swin_pretrained`.
+    def forward_stage(self, i: int, x: Tuple[torch.Tensor, Tuple[int, int]], cache: dict):
+        """The previous stage's merging layer (if any), then stage i's blocks; tokens (B, h*w, C) in and out."""
+        x, hw_shape = x
+        if i > 0:
+            x, hw_shape = self.stages[i - 1].downsample(x, hw_shape)
+        return self.stages[i](x, hw_shape), hw_shape
 
-        A ``Pretrained`` entry accepts ``checkpoint`` (path or URL) and ``prefix`` (default: auto, 'backbone.'
-        if the checkpoint's keys carry it). Other ``init_cfg`` entries are applied first; if there are none,
-        the default truncated-normal / LayerNorm initialisation is used, so the new MS blocks are initialised
-        as in MS-MLP. The report is logged and stored in ``self.pretrained_report``.
+    def forward_output(self, i: int, x: Tuple[torch.Tensor, Tuple[int, int]]) -> torch.Tensor:
+        """Tokens -> (B, C) (pool, then norm) or the normalised map (B, C, h, w) (mmpretrain Swin's output)."""
+        x, hw_shape = x
+        norm = getattr(self, f'norm{i}')
+        if self.gap_before_final_norm:
+            return norm(x.mean(dim=1))
+        return norm(x).view(-1, *hw_shape, self.embed_dims[i]).permute(0, 3, 1, 2).contiguous()
 
-        Raises:
-            ValueError: more than one ``Pretrained`` entry, or the loader's errors (see
-                :func:`load_swin_pretrained`).
-        """
-        cfgs = self.init_cfg if isinstance(self.init_cfg, list) else [self.init_cfg] if self.init_cfg else []
-        pretrained = [c for c in cfgs if c.get('type') == 'Pretrained' or getattr(c.get('type'), '__name__', '')
-                      == 'PretrainedInit']
-        if not pretrained or self.is_init:
-            return super().init_weights()
-        if len(pretrained) > 1:
-            raise ValueError(f'SwinMSMLP: init_cfg holds {len(pretrained)} Pretrained entries; give one.')
-        saved = self.init_cfg
-        self.init_cfg = [c for c in cfgs if c not in pretrained] or copy.deepcopy(_DEFAULT_INIT)
-        try:
-            super().init_weights()
-        finally:
-            self.init_cfg = saved
-        ckpt_cfg = pretrained[0]
-        report = load_swin_pretrained(self, ckpt_cfg['checkpoint'], prefix=ckpt_cfg.get('prefix'))
-        self.pretrained_report = report
-        print_log(f'SwinMSMLP: {report.summary()}', logger='current')
+    # ------------------------------------------------------------------ Swin checkpoints (mmpretrain layout)
+    def _upgrade_state_dict(self, state_dict: dict, prefix: str, resize: bool = True) -> None:
+        """Older mmpretrain / mmcls Swin layouts, in place (mmpretrain ``SwinTransformer._load_from_state_dict``,
+        versions < 3): ``norm.*`` -> ``norm{last}.*``, ``attn_mask`` buffers dropped, relative position bias tables
+        of another window size resized (:func:`resize_bias_table`)."""
+        last = f'{prefix}norm{self.num_stages - 1}.'
+        own = self.state_dict()
+        for key in list(state_dict):
+            if not key.startswith(prefix):
+                continue
+            if key.endswith('attn_mask'):
+                del state_dict[key]
+            elif key.startswith(f'{prefix}norm.') and last + key[len(prefix) + 5:] not in state_dict:
+                state_dict[last + key[len(prefix) + 5:]] = state_dict.pop(key)
+            elif resize and key.endswith('relative_position_bias_table'):
+                target = own.get(key[len(prefix):])
+                table = state_dict[key]
+                if target is not None and table.shape != target.shape and table.dim() == 2 \
+                        and table.shape[1] == target.shape[1]:
+                    state_dict[key] = resize_bias_table(table, target.shape[0])
 
-    def get_layer_depth(self, param_name: str, prefix: str = ''):
-        """Layer id of a parameter for layer-wise learning-rate decay (mmpretrain Swin convention).
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        self._upgrade_state_dict(state_dict, prefix)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
-        ``num_layers = sum(depths) + 2``: the patch embedding is layer 0, block j of stage i is
-        ``sum(depths[:i]) + j + 1`` (whatever its type), stage i's merging layer (at the end of the stage) shares
-        the id of the block before it, ``sum(depths[:i + 1])``, and everything else (output norms, head,
-        parameters outside ``prefix``) is the last layer. Identical to mmpretrain ``SwinTransformer``.
+    def _tolerate_on_load(self, key: str, checkpoint_tensor, model_tensor) -> bool:
+        """Relative position bias tables of another window size (resized on load)."""
+        shape = tuple(getattr(checkpoint_tensor, 'shape', ()))
+        return key.endswith('relative_position_bias_table') and len(shape) == 2 and \
+            shape[1] == model_tensor.shape[1] and round(shape[0]**0.5)**2 == shape[0]
 
-        Args:
-            param_name (str): full parameter name, e.g. ``'backbone.stages.1.blocks.0.attn.w_msa.qkv.weight'``.
-            prefix (str): the backbone's prefix in ``param_name``, e.g. ``'backbone.'``.
+    def _adapt_pretrained(self, state: dict) -> dict:
+        state = dict(state)
+        self._upgrade_state_dict(state, '', resize=False)  # tables: resized while loading, reported as resized
+        return state
 
-        Returns:
-            tuple[int, int]: (layer id, number of layers).
-        """
-        num_layers = sum(self.depths) + 2
-        if not param_name.startswith(prefix):
-            return num_layers - 1, num_layers
-        name = param_name[len(prefix):]
-        if name.startswith('patch_embed'):
-            return 0, num_layers
-        match = re.match(r'stages\.(\d+)\.(blocks\.(\d+)|downsample)', name)
-        if match is None:
-            return num_layers - 1, num_layers
-        stage = int(match.group(1))
-        if match.group(3) is None:  # downsample
-            return sum(self.depths[:stage + 1]), num_layers
-        return sum(self.depths[:stage]) + int(match.group(3)) + 1, num_layers
+    def _derived_on_load(self, key: str) -> bool:
+        return key.endswith('relative_position_index')  # computed from the window size
+
+    def _may_be_new(self, key: str) -> bool:
+        """MS blocks (a Swin checkpoint has attention there) and output norms."""
+        ms = tuple(f'stages.{i}.blocks.{j}.' for i, p in enumerate(self.block_pattern)
+                   for j, kind in enumerate(p) if kind == 'M')
+        return key.startswith(ms) or super()._may_be_new(key)
+
+    def _may_be_unused(self, key: str) -> bool:
+        """A Swin checkpoint's shifted-window blocks where this pattern has MS blocks, deeper stages: reported."""
+        return True
+
+    def _raise_pretrained_mismatch(self, name: str, plan, problems: List[str]) -> None:
+        problems = []
+        if plan.required_missing:
+            problems.append(f'{len(plan.required_missing)} Swin tensors of the model are missing from the '
+                            f'checkpoint, e.g. {plan.required_missing[:5]}')
+        if plan.mismatched:
+            problems.append(f'{len(plan.mismatched)} tensors have another shape, e.g. {plan.mismatched[:5]}')
+        hint = ''
+        if 'patch_embed.projection.weight' in plan.required_missing:
+            hint = (' Is it an mmpretrain-format Swin checkpoint? Official microsoft/Swin-Transformer checkpoints '
+                    '("layers.*" keys) must be converted to mmpretrain\'s layout first (mmpretrain publishes '
+                    'converted copies).')
+        where = 'the checkpoint dict' if name == 'the checkpoint dict' else f'checkpoint "{name}"'
+        raise ValueError(f'load_swin_pretrained: {where}: ' + '; '.join(problems) + '. Does the checkpoint have '
+                         f'the same arch (embed_dims {self.embed_dims[0]}, depths {self.depths}, num_heads '
+                         f'{self.num_heads}) and patch size? Pass strict=False to load what fits.{hint}')
 
 
-@dataclass
-class SwinLoadReport:
-    """Which tensors of a :class:`SwinMSMLP` came from a checkpoint (all names without prefix).
+#: the report of :func:`load_swin_pretrained` (the loader's :class:`~mmmixer.models.pretrained.LoadReport`)
+SwinLoadReport = LoadReport
 
-    Attributes:
-        loaded (list[str]): model tensors copied from the checkpoint (includes ``resized``).
-        resized (list[str]): relative position bias tables interpolated to this model's window size.
-        new (list[str]): model tensors absent from the checkpoint, left at their initialisation (MS blocks;
-            output norms the checkpoint does not have).
-        derived (list[str]): ``relative_position_index`` buffers: computed from the window size, never read from
-            a checkpoint.
-        unused (list[str]): checkpoint tensors (under the prefix) that this model has no place for, e.g. the
-            shifted-window attention blocks replaced by MS blocks.
-        prefix (str): the checkpoint prefix that was stripped.
+
+def load_swin_pretrained(model: SwinMSMLP, checkpoint, prefix: Optional[str] = None,
+                         strict: bool = True) -> LoadReport:
+    """Initialise a :class:`SwinMSMLP` from an mmpretrain Swin Transformer checkpoint and report what came from it.
+
+    The loader of ``init_cfg=dict(type='Pretrained', ...)`` (:func:`mmmixer.models.pretrained.load_pretrained`)
+    with the hybrid's rules: every model tensor whose name and shape exist in the checkpoint is copied (a hybrid
+    checkpoint therefore also fills the MS blocks); relative position bias tables for another window size are
+    interpolated (:func:`resize_bias_table`, bicubic as in mmdet/mmseg Swin); ``relative_position_index`` buffers
+    are never read (computed from the window size); older mmpretrain/mmcls layouts are accepted (``norm.*`` ->
+    ``norm{last}.*``, ``attn_mask`` dropped). Official microsoft/Swin-Transformer checkpoints (``layers.*`` keys)
+    must be converted to mmpretrain's layout first (mmpretrain publishes converted ones).
+
+    Args:
+        model (SwinMSMLP): the backbone to fill (in place). Its current values are kept for ``new`` tensors,
+            so initialise it first (``init_weights()``).
+        checkpoint (str | os.PathLike | dict): a path or URL (read without executing anything from the file), a
+            checkpoint dict (``state_dict`` or ``model`` entry), or a state dict.
+        prefix (str, optional): prefix of the backbone keys in the checkpoint, e.g. ``'backbone.'`` for an
+            mmpretrain classifier. None: ``'backbone.'`` if any key starts with it, else ``''``.
+        strict (bool): raise if a Swin tensor of the model (patch embedding, merging layers, attention blocks)
+            is missing from the checkpoint or has another shape. Default True.
+
+    Returns:
+        LoadReport: loaded / resized / new / derived / unused tensor names.
+
+    Raises:
+        TypeError: ``model`` is not a SwinMSMLP, or ``checkpoint`` has an unsupported type.
+        ValueError: no checkpoint key starts with ``prefix``; with ``strict``, a Swin tensor is missing or has
+            a different shape (the message lists up to five and hints at arch / depth / window mismatches).
     """
-    loaded: List[str] = field(default_factory=list)
-    resized: List[str] = field(default_factory=list)
-    new: List[str] = field(default_factory=list)
-    derived: List[str] = field(default_factory=list)
-    unused: List[str] = field(default_factory=list)
-    prefix: str = ''
-
-    def as_dict(self) -> Dict[str, List[str]]:
-        return dict(loaded=list(self.loaded), resized=list(self.resized), new=list(self.new),
-                    derived=list(self.derived), unused=list(self.unused), prefix=self.prefix)
-
-    def summary(self, max_keys: int = 0) -> str:
-        """One line of counts, then (if ``max_keys``) up to that many names per group."""
-        text = (f'loaded {len(self.loaded)} tensors from the checkpoint (prefix {self.prefix!r}; '
-                f'{len(self.resized)} bias tables resized), {len(self.new)} new (initialised here), '
-                f'{len(self.derived)} derived index buffers, {len(self.unused)} checkpoint tensors unused')
-        if max_keys:
-            for name in ('loaded', 'resized', 'new', 'unused'):
-                keys = getattr(self, name)
-                if keys:
-                    more = f' ... (+{len(keys) - max_keys})' if len(keys) > max_keys else ''
-                    text += f'\n  {name}: ' + ', '.join(keys[:max_keys]) + more
-        return text
-
-    def __str__(self) -> str:
-        return self.summary(max_keys=8)
+    if not isinstance(model, SwinMSMLP):
+        raise TypeError(f'load_swin_pretrained: model must be a SwinMSMLP, got {type(model).__name__}.')
+    content, name = read_checkpoint(checkpoint)
+    for key in ('state_dict', 'model'):
+        if isinstance(content.get(key), dict):
+            content = content[key]
+            break
+    state = {k[7:] if k.startswith('module.') else k: v for k, v in content.items()}
+    if prefix is None:
+        prefix = 'backbone.' if any(k.startswith('backbone.') for k in state) else ''
+    if not any(k.startswith(prefix) for k in state):
+        raise ValueError(f'load_swin_pretrained: no checkpoint key starts with prefix {prefix!r}; keys look like '
+                         f'{sorted(state)[:5]}.')
+    if not any(k[len(prefix):] in ('patch_embed.projection.weight', ) for k in state if k.startswith(prefix)):
+        raise ValueError('load_swin_pretrained: the checkpoint has no "patch_embed.projection.weight" under prefix '
+                         f'{prefix!r}; is it an mmpretrain-format Swin checkpoint? Keys look like {sorted(state)[:5]}. '
+                         'Official microsoft/Swin-Transformer checkpoints ("layers.*" keys) must be converted to '
+                         "mmpretrain's layout first (mmpretrain publishes converted copies).")
+    return load_pretrained(model, state, prefix=prefix, strict=strict, name=name)
 
 
 def resize_bias_table(table: torch.Tensor, length: int) -> torch.Tensor:
@@ -536,112 +542,3 @@ def resize_bias_table(table: torch.Tensor, length: int) -> torch.Tensor:
     grid = table.float().t().reshape(1, table.shape[1], src, src)
     grid = torch.nn.functional.interpolate(grid, size=(dst, dst), mode='bicubic', align_corners=False)
     return grid.reshape(table.shape[1], length).t().contiguous().to(table.dtype)
-
-
-def _read_state_dict(checkpoint) -> dict:
-    if isinstance(checkpoint, (str, os.PathLike)):
-        from mmengine.runner.checkpoint import CheckpointLoader
-
-        # local files go through mmmixer's safe loader (registered on `import mmmixer`); URLs through mmengine
-        checkpoint = CheckpointLoader.load_checkpoint(str(checkpoint), map_location='cpu')
-    if not isinstance(checkpoint, dict):
-        raise TypeError(f'load_swin_pretrained: checkpoint must be a path, a URL or a dict, got '
-                        f'{type(checkpoint).__name__}.')
-    for key in ('state_dict', 'model'):
-        if isinstance(checkpoint.get(key), dict):
-            checkpoint = checkpoint[key]
-            break
-    return {k[7:] if k.startswith('module.') else k: v for k, v in checkpoint.items()}
-
-
-def load_swin_pretrained(model: SwinMSMLP, checkpoint, prefix: Optional[str] = None,
-                         strict: bool = True) -> SwinLoadReport:
-    """Initialise a :class:`SwinMSMLP` from an mmpretrain Swin Transformer checkpoint and report what came from it.
-
-    Every model tensor whose name and shape exist in the checkpoint is copied (a hybrid checkpoint therefore
-    also fills the MS blocks). Relative position bias tables for another window size are interpolated
-    (:func:`resize_bias_table`, bicubic as in mmdet/mmseg Swin); ``relative_position_index`` buffers are
-    never read (they are computed from the window size). Older mmpretrain/mmcls Swin layouts are accepted:
-    ``norm.*`` is renamed to ``norm{last}.*`` and ``attn_mask`` buffers are dropped (mmpretrain
-    ``SwinTransformer._load_from_state_dict``, versions < 3). Official microsoft/Swin-Transformer checkpoints
-    (``layers.*`` keys) must be converted to mmpretrain's layout first (mmpretrain publishes converted ones).
-
-    Args:
-        model (SwinMSMLP): the backbone to fill (in place). Its current values are kept for ``new`` tensors,
-            so initialise it first (``init_weights()``).
-        checkpoint (str | os.PathLike | dict): a path or URL (loaded on CPU; local files with mmmixer's safe
-            loader), a checkpoint dict (``state_dict`` or ``model`` entry), or a state dict.
-        prefix (str, optional): prefix of the backbone keys in the checkpoint, e.g. ``'backbone.'`` for an
-            mmpretrain classifier. None: ``'backbone.'`` if any key starts with it, else ``''``.
-        strict (bool): raise if a Swin tensor of the model (patch embedding, merging layers, attention blocks)
-            is missing from the checkpoint or has another shape. Default True.
-
-    Returns:
-        SwinLoadReport: loaded / resized / new / derived / unused tensor names.
-
-    Raises:
-        TypeError: ``model`` is not a SwinMSMLP, or ``checkpoint`` has an unsupported type.
-        ValueError: no checkpoint key starts with ``prefix``; with ``strict``, a Swin tensor is missing or has
-            a different shape (the message lists up to five and hints at arch / depth / window mismatches).
-    """
-    if not isinstance(model, SwinMSMLP):
-        raise TypeError(f'load_swin_pretrained: model must be a SwinMSMLP, got {type(model).__name__}.')
-    state = _read_state_dict(checkpoint)
-    if prefix is None:
-        prefix = 'backbone.' if any(k.startswith('backbone.') for k in state) else ''
-    ckpt = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
-    if not ckpt:
-        raise ValueError(f'load_swin_pretrained: no checkpoint key starts with prefix {prefix!r}; keys look like '
-                         f'{sorted(state)[:5]}.')
-    last = model.num_stages - 1
-    ckpt = {(f'norm{last}.' + k[5:] if k.startswith('norm.') else k): v for k, v in ckpt.items()
-            if 'attn_mask' not in k}
-    if 'patch_embed.projection.weight' not in ckpt:
-        raise ValueError('load_swin_pretrained: the checkpoint has no "patch_embed.projection.weight" under prefix '
-                         f'{prefix!r}; is it an mmpretrain-format Swin checkpoint? Keys look like {sorted(ckpt)[:5]}. '
-                         'Official microsoft/Swin-Transformer checkpoints ("layers.*" keys) must be converted to '
-                         "mmpretrain's layout first (mmpretrain publishes converted copies).")
-
-    ms_prefixes = tuple(f'stages.{i}.blocks.{j}.' for i, p in enumerate(model.block_pattern)
-                        for j, kind in enumerate(p) if kind == 'M')
-    report = SwinLoadReport(prefix=prefix)
-    to_load, mismatched, required_missing = {}, [], []
-    for key, value in model.state_dict().items():
-        if key.endswith('relative_position_index'):
-            report.derived.append(key)
-            continue
-        required = not key.startswith(ms_prefixes) and not re.match(r'norm\d+\.', key)
-        if key not in ckpt:
-            report.new.append(key)
-            if required:
-                required_missing.append(key)
-            continue
-        src = ckpt[key]
-        if src.shape != value.shape and key.endswith('relative_position_bias_table') \
-                and src.dim() == 2 and src.shape[1] == value.shape[1]:
-            src = resize_bias_table(src, value.shape[0])
-            report.resized.append(key)
-        if src.shape != value.shape:
-            mismatched.append(f'{key}: checkpoint {tuple(ckpt[key].shape)} vs model {tuple(value.shape)}')
-            continue
-        to_load[key] = src
-        report.loaded.append(key)
-    model_keys = set(model.state_dict())
-    report.unused = [k for k in ckpt if k not in model_keys]
-    if strict and (mismatched or required_missing):
-        problems = []
-        if required_missing:
-            problems.append(f'{len(required_missing)} Swin tensors of the model are missing from the checkpoint, '
-                            f'e.g. {required_missing[:5]}')
-        if mismatched:
-            problems.append(f'{len(mismatched)} tensors have another shape, e.g. {mismatched[:5]}')
-        where = f'checkpoint "{os.fspath(checkpoint)}"' if isinstance(checkpoint, (str, os.PathLike)) else \
-            'the checkpoint dict'
-        raise ValueError(f'load_swin_pretrained: {where}: ' + '; '.join(problems) + '. Does the checkpoint have '
-                         f'the same arch (embed_dims {model.embed_dims[0]}, depths {model.depths}, num_heads '
-                         f'{model.num_heads}) and patch size? Pass strict=False to load what fits.')
-    # mismatched tensors (strict=False) count as new: they keep their initialisation
-    report.new.extend(m.split(':')[0] for m in mismatched)
-    with allow_partial_load():  # to_load holds only model keys of matching shapes, selected above on purpose
-        model.load_state_dict(to_load, strict=False)
-    return report

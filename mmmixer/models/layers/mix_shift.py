@@ -22,7 +22,7 @@ def split_channels(channels: int, groups: int) -> list:
     """Channel group sizes exactly as ``torch.chunk`` makes them (official MS-MLP grouping).
 
     Each group gets ``ceil(channels / groups)`` channels and the last one the remainder, e.g.
-    ``split_channels(96, 5) == [20, 20, 20, 20, 16]`` (papers.md §1.3).
+    ``split_channels(96, 5) == [20, 20, 20, 20, 16]`` (docs/papers.md, "MS-MLP").
 
     Raises:
         ValueError: if ``torch.chunk`` would give fewer than ``groups`` non-empty groups
