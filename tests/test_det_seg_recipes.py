@@ -84,5 +84,7 @@ def test_drop_path_and_dense_outputs(path):
     assert backbone.gap_before_final_norm is False
     assert tuple(backbone.out_indices) == ((1, 2, 3) if name.startswith('retinanet_') else (0, 1, 2, 3))
     word = dict(t='tiny', s='small', b='base', lt='light-tiny')[size]
-    assert backbone.init_cfg == dict(type='Pretrained', prefix='backbone.',
-                                     checkpoint=f'checkpoints/{token}-{word}_in1k.pth')
+    # MS-MLP: the official release files (converted when loaded); the others: the file their converter writes
+    checkpoint = (f'https://tsciencescu.blob.core.windows.net/projectshzheng/MSMLP/released_model/msmlp_{word}_patch4/'
+                  f'msmlp_{word}_patch4_ckpt_epoch299.pth' if token == 'msmlp' else f'checkpoints/{token}-{word}_in1k.pth')
+    assert backbone.init_cfg == dict(type='Pretrained', prefix='backbone.', checkpoint=checkpoint)

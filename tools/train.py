@@ -118,8 +118,9 @@ def main(argv=None):
         os.environ['MMMIXER_TRUST_CHECKPOINTS'] = '1'
     import mmmixer  # noqa: F401  (installs the safe checkpoint loader)
     cfg = merge_args(Config.fromfile(args.config), args)
-    from mmmixer.utils.config_check import check_backbone_type, check_data_roots
+    from mmmixer.utils.config_check import check_backbone_type, check_data_roots, check_pretrained
     check_backbone_type(cfg)
+    check_pretrained(cfg)
     check_data_roots(cfg, ('train', 'val'))
     load_from = cfg.get('load_from')
     if isinstance(load_from, str) and '://' not in load_from and not osp.isfile(load_from):

@@ -11,7 +11,11 @@ num_classes = 10
 model = dict(
     type='ImageClassifier',
     # stage widths 32/64/128/256, one MS block per stage except two in stage 3; 32x32 input -> 8/4/2/1 maps
-    backbone=dict(type='mmmixer.MSMLP', arch=dict(embed_dims=32, depths=[1, 1, 2, 1]), drop_path_rate=0.05),
+    backbone=dict(
+        type='mmmixer.MSMLP',
+        arch=dict(embed_dims=32, depths=[1, 1, 2, 1]),
+        drop_path_rate=0.05,
+        gap_before_final_norm=True),  # official head order: pool -> LayerNorm -> Linear
     neck=None,
     head=dict(
         type='LinearClsHead',

@@ -1,7 +1,10 @@
 _base_ = './msmlp-t_upernet_8xb2-160k_ade20k-512x512.py'
-# MS-MLP-S; drop path 0.3: the Swin / AS-MLP segmentation setting for this size (papers.md §4.3)
+# MS-MLP-S; drop path 0.3: the Swin / AS-MLP segmentation setting for this size (docs/papers.md, "Detection and
+# segmentation recipes")
 model = dict(
     backbone=dict(
-        arch='small', drop_path_rate=0.3, init_cfg=dict(checkpoint='checkpoints/msmlp-small_in1k.pth')),
+        arch='small', drop_path_rate=0.3,
+        init_cfg=dict(checkpoint='https://tsciencescu.blob.core.windows.net/projectshzheng/MSMLP/released_model/'
+                      'msmlp_small_patch4/msmlp_small_patch4_ckpt_epoch299.pth')),
     decode_head=dict(in_channels=[96, 192, 384, 768]),
     auxiliary_head=dict(in_channels=384))

@@ -1,31 +1,4 @@
-# MS-MLP-small on ImageNet-1K: the official 300-epoch recipe (JegZheng/MS-MLP config.py + yaml, README commands;
-# ../shared/reference/papers.md §1.2): AdamW, peak lr 1e-3 at total batch 1024 (5e-4 x 1024/512), wd 0.05 with no
-# decay on norms, biases and layer scales, 20 warmup epochs from 1e-6, cosine to 1e-5, grad clip 5.0,
-# RandAugment rand-m9-mstd0.5-inc1, mixup 0.8 / cutmix 1.0, label smoothing 0.1, random erasing 0.25, bicubic,
-# test resize 256 -> center crop 224. mmpretrain's Swin bases encode exactly this recipe.
-_base_ = [
-    'mmpretrain::_base_/datasets/imagenet_bs64_swin_224.py',
-    'mmpretrain::_base_/schedules/imagenet_bs1024_adamw_swin.py',
-    'mmpretrain::_base_/default_runtime.py',
-]
-custom_imports = dict(imports=['mmmixer.models'], allow_failed_imports=False)
-
-model = dict(
-    type='ImageClassifier',
-    # official stochastic depth: tiny 0.1, small 0.4, base 0.5
-    backbone=dict(type='mmmixer.MSMLP', arch='small', drop_path_rate=0.4),
-    neck=None,  # the backbone pools before its final LayerNorm (official head order)
-    head=dict(
-        type='LinearClsHead',
-        num_classes=1000,
-        in_channels=768,
-        loss=dict(type='LabelSmoothLoss', label_smooth_val=0.1, mode='original'),
-        # official _init_weights: trunc_normal(std=0.02) for Linear, zero bias
-        init_cfg=dict(type='TruncNormal', layer='Linear', std=.02, bias=0.)),
-    train_cfg=dict(augments=[dict(type='Mixup', alpha=0.8), dict(type='CutMix', alpha=1.0)]),
-)
-
-# 8 GPUs x 128 images = 1024 (auto_scale_lr.base_batch_size in the schedule base)
-train_dataloader = dict(batch_size=128)
-
-optim_wrapper = dict(clip_grad=dict(max_norm=5.0))
+# MS-MLP-S on ImageNet-1K: the official recipe of msmlp-tiny_8xb128_in1k.py with the small arch (official drop path
+# 0.4).
+_base_ = './msmlp-tiny_8xb128_in1k.py'
+model = dict(backbone=dict(arch='small', drop_path_rate=0.4), head=dict(in_channels=768))

@@ -1,12 +1,11 @@
 # RetinaNet + FPN, 1x schedule, COCO, MS-MLP-T backbone: mmdet's R-50 RetinaNet config with the backbone (stages
 # 2-4 only, as mmdet's Swin RetinaNet: unused outputs would be unused parameters under DDP), the neck and the
-# optimizer swapped (AdamW 1e-4, wd 0.05, papers.md §4.2).
+# optimizer swapped (AdamW 1e-4, wd 0.05, docs/papers.md, "Detection and segmentation recipes").
 _base_ = 'mmdet::retinanet/retinanet_r50_fpn_1x_coco.py'
 custom_imports = dict(imports=['mmmixer.models'], allow_failed_imports=False)
 
-# ImageNet-1K weights: a checkpoint of configs/msmlp/msmlp-tiny_8xb128_in1k.py, or the official release converted
-# by tools/model_converters/msmlp_to_mmmixer.py (both hold 'backbone.*' keys).
-checkpoint = 'checkpoints/msmlp-tiny_in1k.pth'
+# ImageNet-1K weights: the official MS-MLP-T release (converted in memory when loaded), or a checkpoint of
+# configs/msmlp/msmlp-tiny_8xb128_in1k.py / a file written by tools/model_converters/msmlp_to_mmmixer.py.
 
 model = dict(
     backbone=dict(
@@ -17,7 +16,11 @@ model = dict(
         out_indices=(1, 2, 3),
         gap_before_final_norm=False,
         shift_mode='zero',
-        init_cfg=dict(type='Pretrained', checkpoint=checkpoint, prefix='backbone.')),
+        init_cfg=dict(
+            type='Pretrained',
+            prefix='backbone.',
+            checkpoint='https://tsciencescu.blob.core.windows.net/projectshzheng/MSMLP/released_model/'
+            'msmlp_tiny_patch4/msmlp_tiny_patch4_ckpt_epoch299.pth')),
     neck=dict(in_channels=[192, 384, 768], start_level=0, num_outs=5))
 
 optim_wrapper = dict(

@@ -1,6 +1,6 @@
 _base_ = './posmlp-t_upernet_8xb2-160k_ade20k-512x512.py'
 # PosMLP-B (our arch, see configs/posmlp/README.md); drop path 0.5: the Swin / AS-MLP segmentation setting for this
-# size (papers.md §4.3)
+# size (docs/papers.md, "Detection and segmentation recipes")
 model = dict(
     backbone=dict(
         arch='base', drop_path_rate=0.5, init_cfg=dict(checkpoint='checkpoints/posmlp-base_in1k.pth')),

@@ -1,38 +1,16 @@
 # PosMLP-T (GQPE) on ImageNet-1K: the official recipe (Zhicaiwww/PosMLP config/PosMLP_T.yaml, timm 0.4.5 train
-# script; ../shared/reference/papers.md §2.2): 300 epochs + 10 cooldown epochs at the minimum lr, AdamW (eps 1e-5),
-# lr 2e-3 at total batch 512 (4 GPUs x 128), wd 0.067 (timm rule: no decay on 1-D parameters and biases), linear
-# warmup from 1e-5 over 10 epochs, cosine to 1e-6, grad clip 1.0 (norm), EMA 0.99992 (timm ModelEma, buffers
-# included), RandAugment rand-m6-n3-mstd1.0-inc1, no colour jitter (timm skips it with RandAugment), hflip 0.5,
-# crop scale (0.08, 1) ratio (0.67, 1.5), mixup 0.5 / cutmix 1.0 (switch 0.5), label smoothing 0.1, no random
-# erasing, drop 0.02333, drop_path 0.1, test crop_pct 0.9 (resize 248 -> centre crop 224, bicubic), seed 42.
+# script; docs/papers.md, "PosMLP"): 300 epochs + 10 cooldown epochs at the minimum lr, AdamW (eps 1e-5), lr 2e-3 at
+# total batch 512 (4 GPUs x 128), wd 0.067 (timm rule: no decay on 1-D parameters and biases), linear warmup from
+# 1e-5 over 10 epochs, cosine to 1e-6, grad clip 1.0 (norm), EMA 0.99992 (timm ModelEma, buffers included),
+# RandAugment rand-m6-n3-mstd1.0-inc1, no colour jitter (timm skips it with RandAugment), hflip 0.5, crop scale
+# (0.08, 1) ratio (0.67, 1.5), mixup 0.5 / cutmix 1.0 (switch 0.5), label smoothing 0.1, no random erasing, drop
+# 0.02333, drop_path 0.1, test crop_pct 0.9 (resize 248 -> centre crop 224, bicubic), seed 42.
 # The official run used native AMP: pass --amp to tools/train.py.
 _base_ = [
+    '../_base_/models/posmlp/posmlp-tiny.py',
     'mmpretrain::_base_/datasets/imagenet_bs64_swin_224.py',
     'mmpretrain::_base_/default_runtime.py',
 ]
-custom_imports = dict(imports=['mmmixer.models'], allow_failed_imports=False)
-
-model = dict(
-    type='ImageClassifier',
-    backbone=dict(
-        type='mmmixer.PosMLP',
-        arch='tiny',
-        pos_type='gqpe',
-        window_size=(14, 14, 14, 7),
-        drop_rate=0.02333,  # official yaml `drop` (after each block's output projection)
-        drop_path_rate=0.1,
-        gap_before_final_norm=False),  # official order: LayerNorm per position, then average pooling
-    neck=dict(type='GlobalAveragePooling'),
-    head=dict(
-        type='LinearClsHead',
-        num_classes=1000,
-        in_channels=768,
-        loss=dict(type='LabelSmoothLoss', label_smooth_val=0.1, mode='original'),
-        # official _init_weights: trunc_normal(std=0.02) for Linear, zero bias
-        init_cfg=dict(type='TruncNormal', layer='Linear', std=.02, bias=0.)),
-    # RandomBatchAugment picks one of the two per batch: timm mixup_switch_prob 0.5, mixup_prob 1.0
-    train_cfg=dict(augments=[dict(type='Mixup', alpha=0.5), dict(type='CutMix', alpha=1.0)]),
-)
 
 bgr_mean = [103.53, 116.28, 123.675]
 train_pipeline = [

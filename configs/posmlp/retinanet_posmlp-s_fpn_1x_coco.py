@@ -1,5 +1,5 @@
 _base_ = './retinanet_posmlp-t_fpn_1x_coco.py'
-# PosMLP-S; drop path 0.2: the AS-MLP-S detection setting (papers.md §4.2)
+# PosMLP-S; drop path 0.2: the AS-MLP-S detection setting (docs/papers.md, "Detection and segmentation recipes")
 model = dict(
     backbone=dict(
         arch='small', drop_path_rate=0.2, init_cfg=dict(checkpoint='checkpoints/posmlp-small_in1k.pth')),

@@ -1,34 +1,18 @@
 # Strip-MLP-T trained from scratch on CIFAR-100 as in the paper's small-data experiment (Med-Process/Strip_MLP
-# configs/smlp_tiny_alpha3_patch4_224_cifa100.yaml + config.py defaults; ../shared/reference/papers.md §3.1-3.2):
-# the ImageNet recipe unchanged (300 epochs, AdamW lr 5e-4 unscaled, wd 0.05, 20 warmup epochs, cosine to 5e-6,
-# RandAugment, mixup/cutmix, label smoothing 0.1, random erasing 0.25), images upsampled to the official 224 x 224
-# (timm RandomResizedCrop at 224 for training, resize 256 + center crop 224 for testing), ImageNet mean/std
-# (the official loader normalises CIFAR with them too), evaluation on the 10k test split. The yaml's DROP_RATE 0.2 has
-# no effect in the official model. Batch: 128 on one process (README example command); the lr does not depend on it.
-# Other variants: set model.backbone.arch ('light_tiny' / 'small' / 'base') and model.head.in_channels (640/768/896).
-_base_ = [
-    'mmpretrain::_base_/schedules/imagenet_bs1024_adamw_swin.py',
-    'mmpretrain::_base_/default_runtime.py',
-]
-custom_imports = dict(imports=['mmmixer.models'], allow_failed_imports=False)
+# configs/smlp_tiny_alpha3_patch4_224_cifa100.yaml + config.py defaults; docs/papers.md, "Strip-MLP"): the ImageNet
+# recipe of stripmlp-tiny_8xb128_in1k.py unchanged (300 epochs, AdamW lr 5e-4 unscaled, wd 0.05, 20 warmup epochs,
+# cosine to 5e-6, RandAugment, mixup/cutmix, label smoothing 0.1, random erasing 0.25), images upsampled to the
+# official 224 x 224 (timm RandomResizedCrop at 224 for training, resize 256 + center crop 224 for testing), ImageNet
+# mean/std (the official loader normalises CIFAR with them too), evaluation on the 10k test split. The yaml's
+# DROP_RATE 0.2 has no effect in the official model. Batch: 128 on one process (README example command); the lr does
+# not depend on it. Other variants: set model.backbone.arch ('light_tiny' / 'small' / 'base') and
+# model.head.in_channels (640/768/896).
+_base_ = './stripmlp-tiny_8xb128_in1k.py'
 
-model = dict(
-    type='ImageClassifier',
-    backbone=dict(type='mmmixer.StripMLP', arch='tiny', img_size=224, drop_path_rate=0.1, drop_path_mode='uniform'),
-    neck=None,
-    head=dict(
-        type='LinearClsHead',
-        num_classes=100,
-        in_channels=640,
-        loss=dict(type='LabelSmoothLoss', label_smooth_val=0.1, mode='original'),
-        topk=(1, 5),
-        init_cfg=None),
-    train_cfg=dict(augments=[dict(type='Mixup', alpha=0.8), dict(type='CutMix', alpha=1.0)]),
-)
+model = dict(head=dict(num_classes=100))
 
 # CIFAR arrays are RGB already; the official code normalises with the ImageNet statistics
-data_preprocessor = dict(
-    num_classes=100, mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375], to_rgb=False)
+data_preprocessor = dict(num_classes=100, to_rgb=False)
 rgb_mean = [123.675, 116.28, 103.53]
 rgb_std = [58.395, 57.12, 57.375]
 train_pipeline = [
@@ -46,27 +30,13 @@ test_pipeline = [
     dict(type='PackInputs'),
 ]
 train_dataloader = dict(
-    batch_size=128,
     num_workers=8,
-    dataset=dict(type='CIFAR100', data_root='data/cifar100', split='train', pipeline=train_pipeline),
-    sampler=dict(type='DefaultSampler', shuffle=True),
-)
+    dataset=dict(
+        _delete_=True, type='CIFAR100', data_root='data/cifar100', split='train', pipeline=train_pipeline))
 val_dataloader = dict(
     batch_size=128,
     num_workers=8,
-    dataset=dict(type='CIFAR100', data_root='data/cifar100', split='test', pipeline=test_pipeline),
-    sampler=dict(type='DefaultSampler', shuffle=False),
-)
-val_evaluator = dict(type='Accuracy', topk=(1, 5))
+    dataset=dict(
+        _delete_=True, type='CIFAR100', data_root='data/cifar100', split='test', pipeline=test_pipeline))
 test_dataloader = val_dataloader
-test_evaluator = val_evaluator
-
-optim_wrapper = dict(
-    optimizer=dict(lr=5e-4),  # the effective official lr: main.py never applies its lr scaling
-    paramwise_cfg=dict(custom_keys={'.grn.': dict(decay_mult=1.0)}),  # see stripmlp-tiny_8xb128_in1k.py
-    clip_grad=dict(max_norm=5.0))
-param_scheduler = [
-    dict(type='LinearLR', start_factor=1e-3, by_epoch=True, end=20, convert_to_iter_based=True),
-    dict(type='CosineAnnealingLR', eta_min=5e-6, by_epoch=True, begin=20, convert_to_iter_based=True),
-]
-auto_scale_lr = dict(base_batch_size=128, enable=False)
+auto_scale_lr = dict(base_batch_size=128)

@@ -1,5 +1,5 @@
 # Strip-MLP-T on ImageNet-1K: the official 300-epoch recipe (Med-Process/Strip_MLP config.py, main.py,
-# models/build.py; ../shared/reference/papers.md §3.2): AdamW (eps 1e-8, betas 0.9/0.999), weight decay 0.05,
+# models/build.py; docs/papers.md, "Strip-MLP"): AdamW (eps 1e-8, betas 0.9/0.999), weight decay 0.05,
 # lr 5e-4, 20 warmup epochs from 5e-7, cosine to 5e-6 (per iteration, timm CosineLRScheduler), grad clip 5.0,
 # RandAugment rand-m9-mstd0.5-inc1, mixup 0.8 / cutmix 1.0, label smoothing 0.1, random erasing 0.25 ('pixel' mode),
 # bicubic, test resize 256 -> center crop 224. The colour jitter 0.4 of config.py has no effect there (timm ignores it
@@ -8,27 +8,11 @@
 # config, so the optimizer runs with the UNSCALED 5e-4 / 5e-7 / 5e-6 whatever the batch size; we use those values and
 # leave auto_scale_lr off. The paper's total batch size is not stated (config.py: 64 per GPU; README example: 128).
 _base_ = [
+    '../_base_/models/stripmlp/stripmlp-tiny.py',
     'mmpretrain::_base_/datasets/imagenet_bs64_swin_224.py',
     'mmpretrain::_base_/schedules/imagenet_bs1024_adamw_swin.py',
     'mmpretrain::_base_/default_runtime.py',
 ]
-custom_imports = dict(imports=['mmmixer.models'], allow_failed_imports=False)
-
-model = dict(
-    type='ImageClassifier',
-    # official: drop path 0.1 in every block (hard-coded in BasicBlock; DROP_PATH_RATE and DROP_RATE are ignored)
-    backbone=dict(
-        type='mmmixer.StripMLP', arch='tiny', img_size=224, drop_path_rate=0.1, drop_path_mode='uniform'),
-    neck=None,  # the backbone applies the official BatchNorm2d and the spatial mean
-    head=dict(
-        type='LinearClsHead',
-        num_classes=1000,
-        in_channels=640,
-        loss=dict(type='LabelSmoothLoss', label_smooth_val=0.1, mode='original'),
-        topk=(1, 5),
-        init_cfg=None),  # official: PyTorch's default nn.Linear init
-    train_cfg=dict(augments=[dict(type='Mixup', alpha=0.8), dict(type='CutMix', alpha=1.0)]),
-)
 
 # 8 GPUs x 128 images
 train_dataloader = dict(batch_size=128)

@@ -1,5 +1,6 @@
 _base_ = './mask-rcnn_swin-msmlp-t_fpn_ms-crop-3x_coco.py'
-# Swin + MS-MLP hybrid (base); drop path 0.3: the AS-MLP-B detection setting (papers.md §4.2)
+# Swin + MS-MLP hybrid (base); drop path 0.3: the AS-MLP-B detection setting (docs/papers.md, "Detection and
+# segmentation recipes")
 model = dict(
     backbone=dict(
         arch='base', drop_path_rate=0.3, init_cfg=dict(checkpoint='checkpoints/swin-msmlp-base_in1k.pth')),

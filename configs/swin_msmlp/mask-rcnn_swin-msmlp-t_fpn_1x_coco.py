@@ -8,10 +8,8 @@
 _base_ = 'mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py'
 custom_imports = dict(imports=['mmmixer.models'], allow_failed_imports=False)
 
-# ImageNet-1K weights: a checkpoint of configs/swin_msmlp/swin-msmlp-tiny_16xb64_in1k.py ('backbone.*' keys). An
-# mmpretrain Swin-T checkpoint also works: it fills the patch embedding, attention and merging layers and the MS
-# blocks stay newly initialised (the split is logged, see configs/swin_msmlp/README.md).
-checkpoint = 'checkpoints/swin-msmlp-tiny_in1k.pth'
+# ImageNet-1K weights: a checkpoint of configs/swin_msmlp/swin-msmlp-tiny_16xb64_in1k.py, or mmpretrain's
+# Swin-T classifier (Swin tensors loaded, MS blocks new; see configs/swin_msmlp/README.md).
 
 model = dict(
     backbone=dict(
@@ -24,7 +22,7 @@ model = dict(
         drop_path_rate=0.2,
         out_indices=(0, 1, 2, 3),
         gap_before_final_norm=False,
-        init_cfg=dict(type='Pretrained', checkpoint=checkpoint, prefix='backbone.')),
+        init_cfg=dict(type='Pretrained', checkpoint='checkpoints/swin-msmlp-tiny_in1k.pth', prefix='backbone.')),
     neck=dict(in_channels=[96, 192, 384, 768]))
 
 optim_wrapper = dict(

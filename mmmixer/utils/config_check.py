@@ -6,13 +6,13 @@ import difflib
 import os.path as osp
 from typing import Iterator, List, Optional, Sequence, Tuple
 
-__all__ = ['check_backbone_type', 'check_data_roots']
+__all__ = ['check_backbone_type', 'check_data_roots', 'check_pretrained']
 
 
 def _registered_names(registry) -> List[str]:
     names, node = [], registry
     while node is not None:
-        names += [f'{node.scope}.{k}' for k in node._module_dict] + list(node._module_dict)
+        names += [f'{node.scope}.{k}' for k in node.module_dict] + list(node.module_dict)
         node = node.parent
     return names
 
@@ -36,7 +36,7 @@ def check_backbone_type(cfg) -> None:
         if registry.get(name) is not None:
             return
         candidates = _registered_names(registry) + _registered_names(MMMIXER_MODELS)
-    ours = sorted(f'mmmixer.{k}' for k in MMMIXER_MODELS._module_dict)
+    ours = sorted(f'mmmixer.{k}' for k in MMMIXER_MODELS.module_dict)
     close = difflib.get_close_matches(name, candidates, n=3, cutoff=0.6)
     raise SystemExit(f'error: model.backbone.type={name!r} is not a registered model (default_scope {scope!r}); '
                      f'accepted: a registered backbone, e.g. mmmixer\'s {ours}'
@@ -91,3 +91,26 @@ def check_data_roots(cfg, splits: Sequence[str] = ('train', 'val', 'test')) -> N
                     hint = (f'. The digits demo data is written by `python tools/dataset_converters/'
                             f'digits_to_imagenet.py {root}` (or `bash tools/run_demo.sh`)')
                 raise SystemExit(f'error: {problem}{hint}. Set it in the config or with --cfg-options {setting}.')
+
+
+def check_pretrained(cfg) -> None:
+    """A local ``model.backbone.init_cfg`` ``Pretrained`` checkpoint must exist before training starts.
+
+    Without this check the Runner would log the config and the environment, build every dataset and only then stop
+    in ``init_weights``. Remote checkpoints (``https://``, ``open-mmlab://``, ...) are not checked here.
+
+    Raises:
+        SystemExit: the message names the setting, the file, the family's converter (or that the official file
+            itself can be given) and ``init_cfg=None`` (:func:`mmmixer.models.pretrained.missing_pretrained_message`).
+    """
+    backbone = (cfg.get('model') or {}).get('backbone')
+    if not isinstance(backbone, dict):
+        return
+    from mmmixer.models.pretrained import missing_pretrained_message
+    from mmmixer.registry import MODELS as MMMIXER_MODELS
+    kind = backbone.get('type')
+    name = kind.split('.', 1)[1] if isinstance(kind, str) and kind.startswith('mmmixer.') else None
+    model = MMMIXER_MODELS.get(name) if name else None
+    message = missing_pretrained_message(backbone.get('init_cfg'), model if model is not None else str(kind))
+    if message:
+        raise SystemExit(f'error: model.backbone.init_cfg: {message}')
