@@ -7,6 +7,7 @@ downloaded. The images are upsampled (bicubic) so that a 4-stage backbone of tot
 import json
 import os
 import os.path as osp
+from typing import Optional, Tuple
 
 import numpy as np
 
@@ -45,12 +46,9 @@ def make_digits_folder(root: str, size: int = 32, val_ratio: float = 0.2, seed: 
     from sklearn.model_selection import train_test_split
 
     info_file = osp.join(root, 'meta', 'info.json')
-    wanted = dict(size=size, seed=seed, val_ratio=val_ratio)
-    if not overwrite and osp.isfile(info_file):
-        with open(info_file) as f:
-            info = json.load(f)
-        if all(info.get(k) == v for k, v in wanted.items()):
-            return info
+    wanted, info = _existing_info(info_file, overwrite, size=size, seed=seed, val_ratio=val_ratio)
+    if info is not None:
+        return info
 
     digits = load_digits()
     images = (digits.images / 16.0 * 255.0).round().astype(np.uint8)  # (1797, 8, 8), 0..255
@@ -75,6 +73,16 @@ def make_digits_folder(root: str, size: int = 32, val_ratio: float = 0.2, seed: 
     with open(info_file, 'w') as f:
         json.dump(info, f, indent=1)
     return info
+
+
+def _existing_info(info_file: str, overwrite: bool, **wanted) -> Tuple[dict, Optional[dict]]:
+    """(``wanted``, the ``info.json`` of an already written dataset if it was made with the ``wanted`` settings and
+    ``overwrite`` is False, else None)."""
+    if overwrite or not osp.isfile(info_file):
+        return wanted, None
+    with open(info_file) as f:
+        info = json.load(f)
+    return wanted, (info if all(info.get(k) == v for k, v in wanted.items()) else None)
 
 
 def _digit_split(seed: int, val_ratio: float):
@@ -144,13 +152,10 @@ def make_digits_coco(root: str, num_train: int = 400, num_val: int = 80, canvas:
     import cv2
     from pycocotools import mask as mask_utils
     info_file = osp.join(root, 'annotations', 'info.json')
-    wanted = dict(num_train=num_train, num_val=num_val, canvas=canvas, digit_size=list(digit_size),
-                  max_digits=max_digits, seed=seed)
-    if not overwrite and osp.isfile(info_file):
-        with open(info_file) as f:
-            info = json.load(f)
-        if all(info.get(k) == v for k, v in wanted.items()):
-            return info
+    wanted, info = _existing_info(info_file, overwrite, num_train=num_train, num_val=num_val, canvas=canvas,
+                                  digit_size=list(digit_size), max_digits=max_digits, seed=seed)
+    if info is not None:
+        return info
     scans, labels, split = _digit_split(seed, 0.2)
     rng = np.random.default_rng(seed)
     os.makedirs(osp.join(root, 'annotations'), exist_ok=True)
@@ -203,13 +208,10 @@ def make_digits_ade20k(root: str, num_train: int = 400, num_val: int = 80, canva
     """
     import cv2
     info_file = osp.join(root, 'info.json')
-    wanted = dict(num_train=num_train, num_val=num_val, canvas=canvas, digit_size=list(digit_size),
-                  max_digits=max_digits, seed=seed)
-    if not overwrite and osp.isfile(info_file):
-        with open(info_file) as f:
-            info = json.load(f)
-        if all(info.get(k) == v for k, v in wanted.items()):
-            return info
+    wanted, info = _existing_info(info_file, overwrite, num_train=num_train, num_val=num_val, canvas=canvas,
+                                  digit_size=list(digit_size), max_digits=max_digits, seed=seed)
+    if info is not None:
+        return info
     scans, labels, split = _digit_split(seed, 0.2)
     rng = np.random.default_rng(seed + 1)
     for name, ade_name, num in (('train', 'training', num_train), ('val', 'validation', num_val)):
