@@ -104,11 +104,23 @@ def test_same_arch_loads_and_missing_output_norms_are_fine(family, tmp_path):
         assert torch.equal(dense.state_dict()[k], v), k
 
 
-def test_forgotten_prefix_is_named(tmp_path):
+def test_forgotten_prefix_is_detected(tmp_path):
+    """No ``prefix`` in init_cfg: a classifier checkpoint's ``backbone.`` keys are found and all loaded."""
+    cls, own_kwargs, _, _ = FAMILIES['MSMLP']
+    source = cls(**own_kwargs)
+    path = _classifier_checkpoint(tmp_path / 'cls.pth', source)
+    backbone = cls(**own_kwargs, init_cfg=dict(type='Pretrained', checkpoint=path))  # no prefix='backbone.'
+    backbone.init_weights()
+    assert backbone.pretrained_report.prefix == 'backbone.'
+    for name, tensor in source.state_dict().items():
+        assert torch.equal(backbone.state_dict()[name], tensor), name
+
+
+def test_wrong_prefix_is_named(tmp_path):
     cls, own_kwargs, _, _ = FAMILIES['MSMLP']
     path = _classifier_checkpoint(tmp_path / 'cls.pth', cls(**own_kwargs))
-    backbone = cls(**own_kwargs, init_cfg=dict(type='Pretrained', checkpoint=path))  # no prefix='backbone.'
-    with pytest.raises(CheckpointLoadError, match=r"carry the prefix 'backbone\.'.*prefix='backbone\.'"):
+    backbone = cls(**own_kwargs, init_cfg=dict(type='Pretrained', checkpoint=path, prefix='model.backbone.'))
+    with pytest.raises(CheckpointLoadError, match=r"no key starts with prefix 'model\.backbone\.'.*backbone\."):
         backbone.init_weights()
 
 
