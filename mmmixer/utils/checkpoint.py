@@ -159,10 +159,12 @@ def _trusted_torch_load(filename: str, map_location: Any) -> Any:
             raise CheckpointLoadError(
                 f'Checkpoint "{filename}" is not a readable torch checkpoint (truncated or corrupt file?): '
                 f'{_first_sentence(err)}.') from None
+        found = re.search(r'Unsupported global: GLOBAL ([\w.]+)', str(err))
+        what = f'global {found.group(1)}' if found else _first_sentence(err)
         raise CheckpointLoadError(
             f'Refused to load checkpoint "{filename}" although {TRUST_ENV}=1 is set: {FORCE_WO_ENV}=1 makes '
-            f'torch.load use weights_only=True, which refuses this file ({_first_sentence(err)}). Unset '
-            f'{FORCE_WO_ENV} to load a file you trust.') from None
+            f'torch.load use weights_only=True, which refuses this file ({what}). Unset {FORCE_WO_ENV} to load a '
+            'file you trust.') from None
 
 
 def safe_torch_load(filename: str, map_location: Any = 'cpu') -> Any:
