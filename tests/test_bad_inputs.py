@@ -122,6 +122,16 @@ def _global(module, name):  # pickle GLOBAL opcode
     return b'c' + f'{module}\n{name}\n'.encode()
 
 
+def _str(text):  # pickle BINUNICODE opcode
+    return b'X' + len(text).to_bytes(4, 'little') + text.encode()
+
+
+def _legacy(ctx):
+    """A checkpoint in the legacy (non-zip) format of torch < 1.6."""
+    torch.save({'model': {'w': _t(2)}}, ctx.path('legacy.pth'), _use_new_zipfile_serialization=False)
+    return ctx.path('legacy.pth')
+
+
 def _with_env(run, **env):
     """``run()`` with environment variables set (restored afterwards)."""
     saved = {k: os.environ.get(k) for k in env}
@@ -133,15 +143,16 @@ def _with_env(run, **env):
             os.environ.pop(key) if value is None else os.environ.__setitem__(key, value)
 
 
-# BUILD on torch._utils._rebuild_tensor_v2 with {'__name__': 'x'} as slot state: would rename torch's function
-_BUILD_ON_TORCH_FUNCTION = (b'\x80\x02}X\x01\x00\x00\x00f' + _global('torch._utils', '_rebuild_tensor_v2')
-                            + b'N}X\x08\x00\x00\x00__name__X\x01\x00\x00\x00xs\x86bs.')
+# The crafted pickles (protocol 2) below are {key: value} dicts: PROTO '}' <key> <value> SETITEM STOP.
+# BUILD on torch._utils._rebuild_tensor_v2 with (None, {'__name__': 'x'}) as state: would rename torch's function
+_BUILD_ON_TORCH_FUNCTION = (b'\x80\x02}' + _str('f') + _global('torch._utils', '_rebuild_tensor_v2') + b'N}'
+                            + _str('__name__') + _str('x') + b's\x86bs.')
 # functools.partial(open, 'pwned', 'w')() : a call of what a REDUCE returned
-_CALL_OF_GADGET = (b'\x80\x02}X\x01\x00\x00\x00x' + _global('functools', 'partial') + b'(' + _global('builtins', 'open')
-                   + b'X\x05\x00\x00\x00pwnedX\x01\x00\x00\x00wtR)Rs.')
-# a float tensor of 8 elements whose storage record holds 4
-_SHORT_STORAGE = (b'\x80\x02}X\x01\x00\x00\x00w' + _global('torch._utils', '_rebuild_tensor_v2') + b'((X\x07\x00\x00\x00storage'
-                  + _global('torch', 'FloatStorage') + b'X\x01\x00\x00\x000X\x03\x00\x00\x00cpuK\x08tQK\x00K\x08\x85K\x01\x85\x89'
+_CALL_OF_GADGET = (b'\x80\x02}' + _str('x') + _global('functools', 'partial') + b'(' + _global('builtins', 'open')
+                   + _str('pwned') + _str('w') + b'tR)Rs.')
+# _rebuild_tensor_v2(('storage', FloatStorage, '0', 'cpu', 8), 0, (8,), (1,), False, OrderedDict()): 8 floats
+_SHORT_STORAGE = (b'\x80\x02}' + _str('w') + _global('torch._utils', '_rebuild_tensor_v2') + b'((' + _str('storage')
+                  + _global('torch', 'FloatStorage') + _str('0') + _str('cpu') + b'K\x08tQK\x00K\x08\x85K\x01\x85\x89'
                   + _global('collections', 'OrderedDict') + b')RtRs.')
 
 
@@ -291,7 +302,7 @@ CASES = [
          ('scripted.pt', 'TorchScript archive', 'torch.jit.load', 'MMMIXER_TRUST_CHECKPOINTS=1')),
     Case('checkpoint-force-weights-only', 'safe loader',
          '`MMMIXER_TRUST_CHECKPOINTS=1` with torch\'s `TORCH_FORCE_WEIGHTS_ONLY_LOAD=1`',
-         lambda c: _with_env(lambda: _ckpt().safe_torch_load(c.save('evil.pth', {'meta': _OpenPayload(c.path('pwned'))})),
+         lambda c: _with_env(lambda: _ckpt().safe_torch_load(c.save('evil.pth', {'x': _OpenPayload(c.path('pwned'))})),
                              MMMIXER_TRUST_CHECKPOINTS='1', TORCH_FORCE_WEIGHTS_ONLY_LOAD='1'), CheckpointLoadError,
          ('evil.pth', 'although MMMIXER_TRUST_CHECKPOINTS=1', 'TORCH_FORCE_WEIGHTS_ONLY_LOAD=1', 'Unset')),
     Case('foreign-torchscript', 'load_foreign_checkpoint', 'a TorchScript archive (`torch.jit.save`)',
@@ -299,11 +310,11 @@ CASES = [
          ('scripted.pt', 'TorchScript archive', 'constants.pkl', 'MMMIXER_TRUST_CHECKPOINTS=1')),
     Case('foreign-other-zip', 'load_foreign_checkpoint', 'a torch-style zip with a second pickle `extra/x.pkl`',
          lambda c: _ckpt().load_foreign_checkpoint(_crafted(c, 'extra.pth', b'\x80\x02}.', {'extra/x.pkl': b'.'})),
-         CheckpointLoadError, ('extra.pth', 'not a torch.save checkpoint', 'extra/x.pkl', 'MMMIXER_TRUST_CHECKPOINTS=1')),
+         CheckpointLoadError,
+         ('extra.pth', 'not a torch.save checkpoint', 'extra/x.pkl', 'MMMIXER_TRUST_CHECKPOINTS=1')),
     Case('foreign-legacy', 'load_foreign_checkpoint', 'a file in the legacy (non-zip, torch < 1.6) format',
-         lambda c: _ckpt().load_foreign_checkpoint(c.path('legacy.pth')) if torch.save(
-             {'model': {'w': _t(2)}}, c.path('legacy.pth'), _use_new_zipfile_serialization=False) is None else None,
-         CheckpointLoadError, ('legacy.pth', 'legacy (non-zip) format', 'does not read', 'MMMIXER_TRUST_CHECKPOINTS=1')),
+         lambda c: _ckpt().load_foreign_checkpoint(_legacy(c)), CheckpointLoadError,
+         ('legacy.pth', 'legacy (non-zip) format', 'does not read', 'MMMIXER_TRUST_CHECKPOINTS=1')),
     Case('foreign-build-on-global', 'load_foreign_checkpoint',
          'a pickle whose `BUILD` sets `__name__` of `torch._utils._rebuild_tensor_v2`',
          lambda c: _ckpt().load_foreign_checkpoint(_crafted(c, 'build.pth', _BUILD_ON_TORCH_FUNCTION)),

@@ -228,13 +228,16 @@ def _container_kind(filename: str):
         storages and metadata records; detail is the folder name), ``'torchscript'`` (a zip holding
         ``constants.pkl`` or ``code/``; detail names the record), ``'other-zip'`` (another zip; detail says what
         does not fit), ``'bad-zip'`` (a zip whose directory cannot be read: truncated or corrupt), ``'legacy'``
-        (torch < 1.6 format) or ``'unknown'`` (detail: the first bytes).
+        (torch < 1.6 format, protocol 2 as torch wrote it), ``'pickle'`` (another bare pickle stream; detail: its
+        protocol) or ``'unknown'`` (detail: the first bytes).
     """
     with open(filename, 'rb') as f:
         head = f.read(len(_LEGACY_HEAD))
     if head[:4] != b'PK\x03\x04':  # torch.load's own test for its zip format
         if head == _LEGACY_HEAD:
             return 'legacy', ''
+        if head[:1] == b'\x80' and head[1:2] in (b'\x02', b'\x03', b'\x04', b'\x05'):
+            return 'pickle', f'protocol {head[1]}'
         return 'unknown', repr(head[:8])
     try:
         with zipfile.ZipFile(filename) as zf:
@@ -252,7 +255,8 @@ def _container_kind(filename: str):
         return 'other-zip', 'duplicate record names'
     if 'data.pkl' not in tails:
         return 'other-zip', f'no data.pkl record (records: {sorted(tails)[:5]})'
-    odd = [t for t in tails if t != 'data.pkl' and t not in _META_RECORDS and not t.startswith(('data/', '.data/'))]
+    odd = [t for t in tails if t != 'data.pkl' and t not in _META_RECORDS and not t.startswith(('data/', '.data/'))
+           and t.rstrip('/')]  # (an entry of the folder itself is fine)
     if odd:
         return 'other-zip', f'records a torch.save checkpoint does not have: {sorted(odd)[:5]}'
     return 'zip', folders[0]
@@ -267,6 +271,10 @@ def _container_refusal(filename: str, kind: str, detail: str) -> str:
         return (f'Refused to load checkpoint "{filename}": it is in the legacy (non-zip) format of torch < 1.6, '
                 'which this loader does not read (only torch.save zip checkpoints are read without running code). '
                 'Re-save it with torch >= 1.6 (torch.save) where you trust it. ' + _opt_in(with_converters=False))
+    if kind == 'pickle':
+        return (f'Refused to load checkpoint "{filename}": it is a bare pickle stream ({detail}), not a torch.save zip '
+                'archive: the legacy (non-zip) format of torch < 1.6 with another pickle protocol, or a plain '
+                'pickle, which this loader does not read. ' + _opt_in(with_converters=False))
     if kind == 'other-zip':
         return (f'Refused to load checkpoint "{filename}": it is a zip archive but not a torch.save checkpoint '
                 f'({detail}). {_opt_in(with_converters=False)}')
@@ -718,9 +726,6 @@ def _read_torch_zip(filename: str, folder: str) -> Any:
         return _InertUnpickler(io.BytesIO(reader.pickle_bytes()), reader.storage).load()
     except _Refused:
         raise
-    except RecursionError:
-        raise CheckpointLoadError(f'Checkpoint "{filename}" is not a readable torch checkpoint: nested too deeply.') \
-            from None
     except Exception as err:  # noqa: BLE001 - every malformed file gives one error naming it
         what = str(err) if isinstance(err, _Malformed) else f'{type(err).__name__}: {_first_sentence(err)}'
         raise CheckpointLoadError(

@@ -162,6 +162,12 @@ def test_legacy_non_zip_format_is_refused(tmp_path, no_jit_load, monkeypatch):
     torch.save({'model': {'w': torch.ones(2)}, 'meta': _Payload(str(marker))}, path,
                _use_new_zipfile_serialization=False)
     _refused(path, no_jit_load, 'legacy (non-zip) format of torch < 1.6', 'does not read', f'{TRUST_ENV}=1')
+    # the same with another pickle protocol (no recognisable magic number at the start), and a plain pickle
+    torch.save({'meta': _Payload(str(marker))}, tmp_path / 'legacy4.pth', _use_new_zipfile_serialization=False,
+               pickle_protocol=4)
+    (tmp_path / 'plain.pkl').write_bytes(pickle.dumps({'meta': _Payload(str(marker))}))
+    for name in ('legacy4.pth', 'plain.pkl'):
+        _refused(tmp_path / name, no_jit_load, 'bare pickle stream', 'does not read', f'{TRUST_ENV}=1')
     assert not marker.exists()
     # the opt-in is real: with it torch.load(weights_only=False) reads the file (and runs its code)
     monkeypatch.undo()
