@@ -28,7 +28,7 @@ FORCE_WO = 'TORCH_FORCE_WEIGHTS_ONLY_LOAD'
 # ----- pickle opcodes (protocol 2)
 PROTO, STOP, MARK, NONE, TRUE, FALSE = b'\x80\x02', b'.', b'(', b'N', b'\x88', b'\x89'
 EMPTY_DICT, EMPTY_TUPLE, TUPLE, TUPLE1, TUPLE2 = b'}', b')', b't', b'\x85', b'\x86'
-SETITEM, SETITEMS, REDUCE, BUILD, BINPERSID = b's', b'u', b'R', b'b', b'Q'
+SETITEM, SETITEMS, REDUCE, BUILD, BINPERSID, EMPTY_LIST, APPEND = b's', b'u', b'R', b'b', b'Q', b']', b'a'
 
 
 def G(module: str, name: str) -> bytes:  # noqa: N802 - GLOBAL opcode
@@ -305,7 +305,7 @@ def test_good_crafted_zip_loads(tmp_path, no_jit_load):
 @pytest.mark.parametrize('case', [
     'truncated-zip', 'absurd-record-size', 'corrupted-data-pkl', 'truncated-pickle', 'pid-not-tuple',
     'storage-type-inert', 'storage-missing', 'storage-too-small', 'huge-numel', 'tensor-out-of-bounds',
-    'bad-tensor-args', 'build-on-tensor', 'setitem-on-class'])
+    'bad-tensor-args', 'build-on-tensor', 'setitem-on-class', 'unhashable-key', 'append-to-tuple', 'call-of-dtype'])
 def test_malformed_file_gives_one_checkpoint_load_error(tmp_path, no_jit_load, case):
     good = _good_zip(tmp_path)
     path = str(tmp_path / f'{case}.pth')
@@ -324,6 +324,9 @@ def test_malformed_file_gives_one_checkpoint_load_error(tmp_path, no_jit_load, c
                                                    + BUILD)),
         'setitem-on-class': lambda: pickle_of(entry('w', G('collections', 'OrderedDict') + S('k') + S('v')
                                                     + SETITEM)),
+        'unhashable-key': lambda: pickle_of(EMPTY_LIST + NONE + SETITEM),
+        'append-to-tuple': lambda: pickle_of(entry('w', EMPTY_TUPLE + NONE + APPEND)),
+        'call-of-dtype': lambda: pickle_of(entry('w', G('torch', 'float32') + EMPTY_TUPLE + REDUCE)),
     }
     if case == 'truncated-zip':
         data = open(good, 'rb').read()
