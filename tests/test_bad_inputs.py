@@ -98,6 +98,75 @@ class _OpenPayload:
         return (open, (self.path, 'w'))
 
 
+def _ckpt():
+    return __import__('mmmixer.utils.checkpoint', fromlist=['x'])
+
+
+def _scripted(ctx):
+    """A TorchScript archive (torch.load would pass it to torch.jit.load)."""
+    path = ctx.path('scripted.pt')
+    torch.jit.save(torch.jit.script(torch.nn.ReLU()), path)
+    return path
+
+
+def _crafted(ctx, name, pkl: bytes, records=None):
+    """A zip laid out like torch.save's (``archive/data.pkl``, ``version``, ``byteorder``) around ``pkl``."""
+    import zipfile
+    with zipfile.ZipFile(ctx.path(name), 'w') as zf:
+        for record, data in {'data.pkl': pkl, 'byteorder': 'little', **(records or {}), 'version': '3\n'}.items():
+            zf.writestr(f'archive/{record}', data)
+    return ctx.path(name)
+
+
+def _global(module, name):  # pickle GLOBAL opcode
+    return b'c' + f'{module}\n{name}\n'.encode()
+
+
+def _str(text):  # pickle BINUNICODE opcode
+    return b'X' + len(text).to_bytes(4, 'little') + text.encode()
+
+
+def _legacy(ctx):
+    """A checkpoint in the legacy (non-zip) format of torch < 1.6."""
+    torch.save({'model': {'w': _t(2)}}, ctx.path('legacy.pth'), _use_new_zipfile_serialization=False)
+    return ctx.path('legacy.pth')
+
+
+def _with_env(run, **env):
+    """``run()`` with environment variables set (restored afterwards)."""
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        return run()
+    finally:
+        for key, value in saved.items():
+            os.environ.pop(key) if value is None else os.environ.__setitem__(key, value)
+
+
+# The crafted pickles (protocol 2) below are {key: value} dicts: PROTO '}' <key> <value> SETITEM STOP.
+# BUILD on torch._utils._rebuild_tensor_v2 with (None, {'__name__': 'x'}) as state: would rename torch's function
+_BUILD_ON_TORCH_FUNCTION = (b'\x80\x02}' + _str('f') + _global('torch._utils', '_rebuild_tensor_v2') + b'N}'
+                            + _str('__name__') + _str('x') + b's\x86bs.')
+# functools.partial(open, 'pwned', 'w')() : a call of what a REDUCE returned
+_CALL_OF_GADGET = (b'\x80\x02}' + _str('x') + _global('functools', 'partial') + b'(' + _global('builtins', 'open')
+                   + _str('pwned') + _str('w') + b'tR)Rs.')
+# _rebuild_tensor_v2(('storage', FloatStorage, '0', 'cpu', 8), 0, (8,), (1,), False, OrderedDict()): 8 floats
+_SHORT_STORAGE = (b'\x80\x02}' + _str('w') + _global('torch._utils', '_rebuild_tensor_v2') + b'((' + _str('storage')
+                  + _global('torch', 'FloatStorage') + _str('0') + _str('cpu') + b'K\x08tQK\x00K\x08\x85K\x01\x85\x89'
+                  + _global('collections', 'OrderedDict') + b')RtRs.')
+
+
+def _absurd_size(ctx):
+    """data.pkl whose zip directory entry claims 4 GB."""
+    import struct
+    path = _crafted(ctx, 'absurd.pth', b'\x80\x02}.')
+    data = bytearray(open(path, 'rb').read())
+    pos = data.find(b'PK\x01\x02')  # central directory entry of the first record (data.pkl)
+    struct.pack_into('<II', data, pos + 20, 2**32 - 2, 2**32 - 2)
+    open(path, 'wb').write(bytes(data))
+    return path
+
+
 def _wrong_arch_load_from(ctx):
     from mmengine.runner.checkpoint import load_checkpoint
     other = MSMLP(arch=dict(embed_dims=40, depths=[1, 1, 1, 1]))
@@ -228,6 +297,38 @@ CASES = [
          lambda c: __import__('mmmixer.utils.checkpoint', fromlist=['x']).safe_torch_load(
              c.save('evil.pth', {'meta': _OpenPayload(c.path('pwned'))})), CheckpointLoadError,
          ('evil.pth', 'global io.open', 'MMMIXER_TRUST_CHECKPOINTS=1', '--trust-checkpoint')),
+    Case('checkpoint-torchscript', 'safe loader', 'a TorchScript archive (`torch.jit.save`)',
+         lambda c: _ckpt().safe_torch_load(_scripted(c)), CheckpointLoadError,
+         ('scripted.pt', 'TorchScript archive', 'torch.jit.load', 'MMMIXER_TRUST_CHECKPOINTS=1')),
+    Case('checkpoint-force-weights-only', 'safe loader',
+         '`MMMIXER_TRUST_CHECKPOINTS=1` with torch\'s `TORCH_FORCE_WEIGHTS_ONLY_LOAD=1`',
+         lambda c: _with_env(lambda: _ckpt().safe_torch_load(c.save('evil.pth', {'x': _OpenPayload(c.path('pwned'))})),
+                             MMMIXER_TRUST_CHECKPOINTS='1', TORCH_FORCE_WEIGHTS_ONLY_LOAD='1'), CheckpointLoadError,
+         ('evil.pth', 'although MMMIXER_TRUST_CHECKPOINTS=1', 'TORCH_FORCE_WEIGHTS_ONLY_LOAD=1', 'Unset')),
+    Case('foreign-torchscript', 'load_foreign_checkpoint', 'a TorchScript archive (`torch.jit.save`)',
+         lambda c: _ckpt().load_foreign_checkpoint(_scripted(c)), CheckpointLoadError,
+         ('scripted.pt', 'TorchScript archive', 'constants.pkl', 'MMMIXER_TRUST_CHECKPOINTS=1')),
+    Case('foreign-other-zip', 'load_foreign_checkpoint', 'a torch-style zip with a second pickle `extra/x.pkl`',
+         lambda c: _ckpt().load_foreign_checkpoint(_crafted(c, 'extra.pth', b'\x80\x02}.', {'extra/x.pkl': b'.'})),
+         CheckpointLoadError,
+         ('extra.pth', 'not a torch.save checkpoint', 'extra/x.pkl', 'MMMIXER_TRUST_CHECKPOINTS=1')),
+    Case('foreign-legacy', 'load_foreign_checkpoint', 'a file in the legacy (non-zip, torch < 1.6) format',
+         lambda c: _ckpt().load_foreign_checkpoint(_legacy(c)), CheckpointLoadError,
+         ('legacy.pth', 'legacy (non-zip) format', 'does not read', 'MMMIXER_TRUST_CHECKPOINTS=1')),
+    Case('foreign-build-on-global', 'load_foreign_checkpoint',
+         'a pickle whose `BUILD` sets `__name__` of `torch._utils._rebuild_tensor_v2`',
+         lambda c: _ckpt().load_foreign_checkpoint(_crafted(c, 'build.pth', _BUILD_ON_TORCH_FUNCTION)),
+         CheckpointLoadError, ('build.pth', 'BUILD', 'torch._utils._rebuild_tensor_v2', 'crafted or corrupt')),
+    Case('foreign-call-gadget', 'load_foreign_checkpoint', 'a pickle that calls `functools.partial(open, ...)()`',
+         lambda c: _ckpt().load_foreign_checkpoint(_crafted(c, 'gadget.pth', _CALL_OF_GADGET)),
+         CheckpointLoadError, ('gadget.pth', 'REDUCE of <inert functools.partial>', 'may be called')),
+    Case('foreign-short-storage', 'load_foreign_checkpoint', 'a tensor of 8 floats whose storage record holds 4',
+         lambda c: _ckpt().load_foreign_checkpoint(_crafted(c, 'short.pth', _SHORT_STORAGE,
+                                                            {'data/0': b'\0' * 16})),
+         CheckpointLoadError, ('short.pth', 'not a readable torch checkpoint', 'data/0 holds 16 bytes', 'needs 32')),
+    Case('foreign-absurd-size', 'load_foreign_checkpoint', 'a zip whose directory gives `data.pkl` 4 GB',
+         lambda c: _ckpt().load_foreign_checkpoint(_absurd_size(c)), CheckpointLoadError,
+         ('absurd.pth', 'not a readable torch checkpoint', 'claims 4294967294 bytes')),
     Case('convert-other-family', 'msmlp_to_mmmixer.py', 'a PosMLP checkpoint (`levels.*` keys) under `model`',
          lambda c: c.convert('msmlp', c.save('posmlp.pth', {'model': {'patch_embed.projs.0.weight': _t(2),
                                                                       'levels.0.encoder.0.norm.weight': _t(2)}})),

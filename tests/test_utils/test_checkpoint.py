@@ -106,3 +106,18 @@ def test_getattr_allowlist_is_limited_to_history_buffer_statistics(tmp_path, mon
     torch.save({'x': _GetattrGadget()}, bad, pickle_protocol=2)
     with pytest.raises(CheckpointLoadError, match='getattr'):
         safe_torch_load(str(bad))
+
+
+def test_mmengine_local_scheme_is_logged_as_safe_local(tmp_path, monkeypatch):
+    """mmengine logs the scheme function's name without its first 10 characters ('load_from_')."""
+    import mmengine.runner.checkpoint as mmengine_checkpoint
+
+    from mmmixer.utils.checkpoint import load_from_safe_local
+    messages = []
+    monkeypatch.setattr(mmengine_checkpoint, 'print_log', lambda msg, **kwargs: messages.append(msg))
+    path = tmp_path / 'ok.pth'
+    torch.save({'state_dict': {'w': torch.ones(1)}}, path)
+    loaded = mmengine_checkpoint.CheckpointLoader.load_checkpoint(str(path), map_location='cpu')
+    assert torch.equal(loaded['state_dict']['w'], torch.ones(1))
+    assert mmengine_checkpoint.CheckpointLoader._schemes[''] is load_from_safe_local
+    assert messages == [f'Loads checkpoint by safe_local backend from path: {path}']
