@@ -12,20 +12,7 @@ REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 # make tests/helpers_mmmixer.py importable from every test module (tests/ is not a package)
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 
-
-#: The golden data shipped with the repository (tests/data/golden/README.md).
-GOLDEN_DEFAULT = osp.join(REPO, 'tests', 'data', 'golden')
-#: Every file of the golden set the tests read (tests/test_self_contained.py checks that this list is complete).
-GOLDEN_FILES = tuple(
-    [f'{name}.{ext}' for name in ('msmlp_small-random', 'posmlp_small-gqpe-random', 'posmlp_small-lrpe-random',
-                                  'stripmlp_small-c40-random') for ext in ('official.pth', 'io.pth', 'json')]
-    + [f'{arch}.keys.json' for arch in ('msmlp_tiny', 'msmlp_small', 'msmlp_base', 'posmlp_tiny', 'posmlp_small',
-                                        'stripmlp_light_tiny', 'stripmlp_tiny', 'stripmlp_small', 'stripmlp_base')])
-
-
-def golden_dir():
-    """Directory of the official-code golden data: ``$MMMIXER_GOLDEN`` if set, else ``tests/data/golden``."""
-    return os.environ.get('MMMIXER_GOLDEN') or GOLDEN_DEFAULT
+from helpers_mmmixer import GOLDEN_DEFAULT, GOLDEN_FILES, golden_dir  # noqa: E402
 
 
 @pytest.fixture(scope='session')
