@@ -2,8 +2,8 @@
 
 (a) No tracked text file points outside the repository (a sibling ``shared`` folder, machine paths) or to the
     project's own tracker; links to other projects' tickets (``owner/repo#N``) are fine.
-(b) Every citation of a documentation file (``docs/papers.md, "Section"``, ``configs/<family>/README.md``, ...)
-    names a file that exists and, when it quotes a section, a heading of that file.
+(b) Every citation of a documentation file (``docs/papers.md`` followed by a quoted section title,
+    ``configs/<family>/README.md``, ...) names a file that exists and, when it quotes a section, a heading there.
 (c) The vendored golden data (``tests/data/golden``) holds every file the golden tests read, unchanged, and the
     tests reach it only through the ``golden`` fixture, which fails (never skips) when files are missing.
 
@@ -113,7 +113,7 @@ def test_the_reference_check_can_fail():
     """The patterns catch what they are meant to catch, and leave other projects' issue links alone."""
     dot2 = '..'
     samples = {
-        'a.py': f'# read {dot2}/shared/golden/x.pth',
+        'a.py': f'# read {dot2}/shared' + '/gold' + 'en/x.pth',
         'b.md': 'see shared/' + 'reference/papers.md',
         'c.py': '"""From iss' + 'ue 7."""',
         'd.md': 'fixed by #' + '12',
