@@ -1,5 +1,6 @@
-"""Shared pytest fixtures. ``tests/`` is deliberately not a package (mmsegmentation's wheel installs a
-top-level ``tests`` package; see ../shared/reference/openmmlab.md §8.6)."""
+"""Common pytest fixtures. ``tests/`` is deliberately not a package: mmsegmentation 1.2.2's wheel installs a
+top-level ``tests`` package into site-packages (open-mmlab/mmsegmentation#3883), so ``tests.xxx`` imports would be
+ambiguous; pytest runs with ``--import-mode=importlib`` instead."""
 import os
 import os.path as osp
 import sys
@@ -11,19 +12,18 @@ REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 # make tests/helpers_mmmixer.py importable from every test module (tests/ is not a package)
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 
-
-def golden_dir():
-    """Directory of the official-code golden data: $MMMIXER_GOLDEN or ../shared/golden beside the repo."""
-    return os.environ.get('MMMIXER_GOLDEN', osp.join(osp.dirname(REPO), 'shared', 'golden'))
+from helpers_mmmixer import GOLDEN_DEFAULT, GOLDEN_FILES, golden_dir  # noqa: E402
 
 
 @pytest.fixture(scope='session')
 def golden():
+    """The golden data directory. Missing data is an error, never a skip: the fidelity tests must run everywhere."""
     path = golden_dir()
-    if not osp.isdir(path):
-        if os.environ.get('CI'):
-            pytest.fail(f'golden data not found at {path} (set MMMIXER_GOLDEN)')
-        pytest.skip(f'golden data not found at {path} (set MMMIXER_GOLDEN)')
+    missing = [f for f in GOLDEN_FILES if not osp.isfile(osp.join(path, f))]
+    if missing:
+        pytest.fail(f'golden data incomplete at {path}: missing {", ".join(missing)} '
+                    f'(MMMIXER_GOLDEN={os.environ.get("MMMIXER_GOLDEN")!r}; the default is {GOLDEN_DEFAULT})',
+                    pytrace=False)
     return path
 
 

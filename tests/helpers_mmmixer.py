@@ -1,11 +1,27 @@
 """Test helpers (unique module name: tests/ is not a package)."""
 import glob
 import json
+import os
 import os.path as osp
 
 import torch
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+
+#: The golden data shipped with the repository (tests/data/golden/README.md). Tests get it only through the
+#: ``golden`` fixture of tests/conftest.py, which reads ``$MMMIXER_GOLDEN`` first.
+GOLDEN_DEFAULT = osp.join(REPO, 'tests', 'data', 'golden')
+#: Every file of the golden set the tests read (tests/test_self_contained.py checks this list against the tests).
+GOLDEN_FILES = tuple(
+    [f'{name}.{ext}' for name in ('msmlp_small-random', 'posmlp_small-gqpe-random', 'posmlp_small-lrpe-random',
+                                  'stripmlp_small-c40-random') for ext in ('official.pth', 'io.pth', 'json')]
+    + [f'{arch}.keys.json' for arch in ('msmlp_tiny', 'msmlp_small', 'msmlp_base', 'posmlp_tiny', 'posmlp_small',
+                                        'stripmlp_light_tiny', 'stripmlp_tiny', 'stripmlp_small', 'stripmlp_base')])
+
+
+def golden_dir():
+    """Directory of the official-code golden data: ``$MMMIXER_GOLDEN`` if set, else ``tests/data/golden``."""
+    return os.environ.get('MMMIXER_GOLDEN') or GOLDEN_DEFAULT
 
 
 def config_path(name):

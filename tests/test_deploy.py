@@ -1,4 +1,4 @@
-"""Deployment paths of every backbone family (issue 7): ONNX export, torch.compile, bfloat16 autocast on CPU.
+"""Deployment paths of every backbone family: ONNX export, torch.compile, bfloat16 autocast on CPU.
 
 Each case is a tiny custom arch at a small input, in the dense-prediction configuration (all four stage outputs,
 per-position output norms: what detection/segmentation deploy; the classification output is a mean over one of

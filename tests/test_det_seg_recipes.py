@@ -1,7 +1,7 @@
-"""The det/seg configs of every family carry the papers.md §4.2-4.3 recipe: AdamW 1e-4 / wd 0.05 (detection),
-6e-5 / wd 0.01 with 1500 warmup iterations and poly decay (segmentation), and no weight decay on exactly the norms,
-the position tables / positional parameters and the layer scales of the backbone (checked on the optimizer the
-config builds, parameter by parameter, on the meta device)."""
+"""The det/seg configs of every family carry the recipe of docs/papers.md, "Detection and segmentation recipes":
+AdamW 1e-4 / wd 0.05 (detection), 6e-5 / wd 0.01 with 1500 warmup iterations and poly decay (segmentation), and no
+weight decay on exactly the norms, the position tables / positional parameters and the layer scales of the backbone
+(checked on the optimizer the config builds, parameter by parameter, on the meta device)."""
 import glob
 import os.path as osp
 import re
@@ -69,8 +69,8 @@ def test_weight_decay_rules(path):
         assert cfg.train_cfg.max_iters == 160000 and cfg.train_dataloader.batch_size == 2
 
 
-# drop path per size (papers.md §4.2-4.3: AS-MLP-T/S/B 0.2/0.2/0.3 detection, Swin/AS-MLP 0.3/0.3/0.5
-# segmentation); Strip-MLP-T* (light tiny) is our choice: 0.1 / 0.2
+# drop path per size (docs/papers.md, "Detection and segmentation recipes": AS-MLP-T/S/B 0.2/0.2/0.3 detection,
+# Swin/AS-MLP 0.3/0.3/0.5 segmentation); Strip-MLP-T* (light tiny) is our choice: 0.1 / 0.2
 DROP_PATH = {'t': (0.2, 0.3), 's': (0.2, 0.3), 'b': (0.3, 0.5), 'lt': (0.1, 0.2)}
 
 

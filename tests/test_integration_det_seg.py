@@ -2,6 +2,7 @@
 mIoU) on miniature datasets laid out exactly as COCO 2017 and ADEChallengeData2016."""
 import glob
 import json
+import math
 import os.path as osp
 import re
 import subprocess
@@ -63,15 +64,39 @@ def _run(cfg, tmp_path):
     return [r for r in records if 'loss' in r], [r for r in records if 'loss' not in r]
 
 
+def _check_losses(train):
+    """Two training iterations were logged, and every loss term of each is a finite number (no inf, no nan)."""
+    assert len(train) == 2, train
+    for record in train:
+        losses = {k: v for k, v in record.items() if k.startswith('loss')}
+        assert 'loss' in losses, record
+        bad = {k: v for k, v in losses.items() if not (isinstance(v, (int, float)) and math.isfinite(v))}
+        assert not bad, f'non-finite losses at iteration {record.get("iter")}: {bad}'
+
+
+def _check_metrics(record, keys, low, high, no_data=None):
+    """Each metric in ``keys`` is in the record, finite and in [low, high] (or equal to ``no_data``)."""
+    assert keys, record
+    for key in keys:
+        assert key in record, (key, record)
+        value = record[key]
+        assert isinstance(value, (int, float)) and math.isfinite(value), (key, value)
+        assert low <= value <= high or (no_data is not None and value == no_data), (key, value)
+
+
 @pytest.mark.parametrize('name', _mark(DET))
 def test_det_config_trains_and_validates(name, mini_data, tmp_path):
     cfg = miniaturize(Config.fromfile(config_path(name)), coco_root=str(mini_data / 'coco'),
                       work_dir=str(tmp_path / 'work'))
     train, val = _run(cfg, tmp_path)
-    assert len(train) == 2 and all(r['loss'] == r['loss'] for r in train)  # 2 iterations, finite loss
-    assert 'coco/bbox_mAP' in val[-1]
-    if 'mask-rcnn' in name:
-        assert 'coco/segm_mAP' in val[-1]
+    _check_losses(train)
+    # COCO AP values are fractions in [0, 1]; pycocotools reports -1 for an area range without ground truth
+    tasks = ('bbox', 'segm') if 'mask-rcnn' in name else ('bbox',)
+    for task in tasks:
+        assert f'coco/{task}_mAP' in val[-1], val[-1]
+    keys = [k for k in val[-1] if k.startswith(tuple(f'coco/{t}_mAP' for t in tasks))]
+    _check_metrics(val[-1], keys, 0.0, 1.0, no_data=-1.0)
+    assert not [k for k in val[-1] if k.startswith('coco/') and k not in keys], val[-1]  # no unchecked metric
 
 
 @pytest.mark.parametrize('name', _mark(SEG))
@@ -79,5 +104,6 @@ def test_seg_config_trains_and_validates(name, mini_data, tmp_path):
     cfg = miniaturize(Config.fromfile(config_path(name)), ade_root=str(mini_data / 'ade'),
                       work_dir=str(tmp_path / 'work'))
     train, val = _run(cfg, tmp_path)
-    assert len(train) == 2 and all(r['loss'] == r['loss'] for r in train)
-    assert 'mIoU' in val[-1] and 0 <= val[-1]['mIoU'] <= 100
+    _check_losses(train)
+    # mmseg's IoUMetric reports percentages
+    _check_metrics(val[-1], ['aAcc', 'mIoU', 'mAcc'], 0.0, 100.0)

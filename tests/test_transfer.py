@@ -2,7 +2,7 @@
 backbone through ``init_cfg=dict(type='Pretrained', checkpoint=..., prefix='backbone.')`` with every backbone tensor
 taken from the checkpoint, no unexpected key, and exactly the dense-only output norms left new.
 
-Checkpoints: the golden official random models (every tensor perturbed away from its init, ../shared/golden/README.md)
+Checkpoints: the golden official random models (every tensor perturbed away from its init, tests/data/golden/README.md)
 converted with each family's ``convert_official_*`` for MS-MLP / PosMLP / Strip-MLP, and for the Swin + MS-MLP
 hybrid (no official code) an mmpretrain-format checkpoint of our hybrid classifier with random values. The dense
 backbone is the one of the family's shipped ``mask-rcnn_<family>-t_fpn_1x_coco.py`` (its settings kept:

@@ -1,8 +1,9 @@
 # Mask R-CNN + FPN, 1x schedule, COCO, with a Swin + MS-MLP hybrid (tiny) backbone: mmdet's R-50 config with the
-# backbone, the neck widths and the optimizer swapped. Recipe of the Swin / AS-MLP detection repos (papers.md
-# §4.2): AdamW lr 1e-4, wd 0.05, no decay on norms, on the attention blocks' relative position bias tables and on
-# the MS blocks' layer scales (`.gamma`); drop path 0.2 (AS-MLP-T, mmdet's Swin-T). The parameter names are
-# Swin's (mmpretrain SwinBlock), so the rules name them explicitly instead of relying on mmdet's Swin 'norm' key.
+# backbone, the neck widths and the optimizer swapped. Recipe of the Swin / AS-MLP detection repos (docs/papers.md,
+# "Detection and segmentation recipes"): AdamW lr 1e-4, wd 0.05, no decay on norms, on the attention blocks'
+# relative position bias tables and on the MS blocks' layer scales (`.gamma`); drop path 0.2 (AS-MLP-T, mmdet's
+# Swin-T). The parameter names are Swin's (mmpretrain SwinBlock), so the rules name them explicitly instead of
+# relying on mmdet's Swin 'norm' key.
 # `ms_cfg=dict(shift_mode='zero')`: the MS blocks' shifts do not wrap around the image border (as MS-MLP's dense
 # configs); `pad_small_map=True`: any map size works for the attention blocks (mmpretrain ShiftWindowMSA).
 _base_ = 'mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py'

@@ -186,7 +186,7 @@ def _official_block(blk, x):
 
 @pytest.mark.parametrize('pos_type', ['gqpe', 'lrpe'])
 def test_block_layout_is_the_official_function(pos_type):
-    """The channels-first, group-major block (issue 7) computes the official function, forward and backward."""
+    """The channels-first, group-major block (the fast layout) computes the official function, forward and backward."""
     torch.manual_seed(0)
     blk = randomize_positional(PosMLPBlock(24, 4, gamma=4, pos_type=pos_type), seed=3)
     with torch.no_grad():
@@ -205,7 +205,7 @@ def test_block_layout_is_the_official_function(pos_type):
 
 def test_gqpe_matrix_drops_negligible_weights():
     """Weights below 2**-64 are set to zero: their products with activations and gradients are subnormal floats
-    that make the CPU matmuls several times slower, and they are below float32 rounding of any output (issue 7)."""
+    that make the CPU matmuls several times slower, and they are below float32 rounding of any output."""
     pos = QuadraticPosMap(14, gamma=4)  # official init: unit spread, so far offsets get exp(-d^2/2) ~ 1e-74
     feats = pos.rel_indices.flatten(1)
     raw = (pos._projection() @ feats).view(4, 196, 196).softmax(-1).detach()
@@ -441,7 +441,8 @@ def test_get_layer_depth():
 @pytest.mark.parametrize('arch,gqpe,lrpe', [('tiny', 20_925_538, 21_397_554), ('small', 36_816_450, 37_288_466),
                                             ('base', 81_976_834, 82_448_850)])
 def test_parameter_counts_gqpe_vs_lrpe(arch, gqpe, lrpe):
-    """Backbone + 1000-class head. tiny/small GQPE = official; LRPE = papers.md recount (21.398M / 37.288M)."""
+    """Backbone + 1000-class head. tiny/small GQPE = official; LRPE = count on the official code (21.398M / 37.288M;
+    docs/papers.md, "PosMLP")."""
     counts = {}
     for pos_type in ('gqpe', 'lrpe'):
         with torch.device('meta'):

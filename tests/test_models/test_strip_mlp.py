@@ -64,7 +64,7 @@ def test_presets(arch, dims, depths, patches):
         cgsmm = stage.blocks[0].token_mixing.cgsmm
         groups = dims * 2**i // 2 // patches
         length = model.strip_lengths[i]
-        # official shapes (papers.md §3.4): proj_* (G*L, L, 1, 3), tables (2L+1, C/2)
+        # official shapes (docs/papers.md, "Strip-MLP"): proj_* (G*L, L, 1, 3), tables (2L+1, C/2)
         assert cgsmm.row_mix.weight.shape == cgsmm.col_mix.weight.shape == (groups * length, length, 1, 3)
         assert cgsmm.row_pos.shape == cgsmm.col_pos.shape == (2 * length + 1, dims * 2**i // 2)
         assert all(abs(b.drop_path.drop_prob - 0.1) < 1e-12 for b in stage.blocks)  # official constant

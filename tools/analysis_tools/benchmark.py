@@ -1,6 +1,6 @@
 """Backbone benchmark: parameters, FLOPs, inference and training-step throughput, peak memory, in one process.
 
-Main table (issue 7)::
+Main table (docs/benchmarks.md, "Baseline: official implementations" for the protocol)::
 
     python tools/analysis_tools/benchmark.py [MODEL ...] [--threads 2] [--batch 16] [--train-batch 8]
         [--size 224] [--repeats 5] [--train-repeats 3] [--warmup 2] [--reference swin-t] [--compile] [--amp]

@@ -10,10 +10,10 @@ COCO-format val set (1280x800 noise image; the test pipeline's ``Resize(1333, 80
 UperNet: ``<mmseg>/.mim/tools/analysis_tools/get_flops.py CONFIG --shape 2048 512`` (random input; the tool drops the
 auxiliary head; the Swin segmentation README's 945G uses the same 2048x512). mmseg 1.2.2's tool fails for every model
 with mmengine >= 0.7 (``ValueError: "input_shape" and "inputs" cannot be both set``: it passes both to
-``get_model_complexity_info``; open-mmlab/mmsegmentation#3241, fixed upstream after 1.2.2 by #3551, which passes
-``input_shape=None``). This script therefore runs the installed tool's own ``main()`` in a subprocess with exactly
-that one-argument fix applied to its ``get_model_complexity_info`` call (see :func:`run_mmseg_tool`); nothing else of
-the tool changes.
+``get_model_complexity_info``; open-mmlab/mmsegmentation#3241, fixed upstream after 1.2.2 by
+open-mmlab/mmsegmentation#3551, which passes ``input_shape=None``). This script therefore runs the installed tool's
+own ``main()`` in a subprocess with exactly that one-argument fix applied to its ``get_model_complexity_info`` call
+(see :func:`run_mmseg_tool`); nothing else of the tool changes.
 
 Both tools call ``mmengine.analysis.get_model_complexity_info`` (fvcore-style tracing): "FLOPs" are multiply-adds of
 convolutions, linear layers, matmul/mm/bmm/einsum, plus batch/layer/group norms and upsampling; element-wise ops
@@ -23,7 +23,7 @@ varies slightly with the model. Static counts, no timing. About 1-2 minutes per 
 
 Cross-check of the counter on each family: the same ``FlopAnalyzer`` on each tiny dense backbone alone (the
 detector's backbone config, 1x3x224x224), printed with the ops it skipped inside the backbone, so that a family
-whose main compute escaped the counter would show (compare with the ImageNet FLOPs of papers.md).
+whose main compute escaped the counter would show (compare with the ImageNet FLOPs of docs/papers.md).
 """
 import argparse
 import json
@@ -102,7 +102,8 @@ def command(kind, config, coco_root):
 
 
 def run_mmseg_tool(tool, tool_args):
-    """Run mmseg's get_flops.py ``main()`` with upstream fix #3551: ``input_shape=None`` when ``inputs`` is given."""
+    """Run mmseg's get_flops.py ``main()`` with upstream fix open-mmlab/mmsegmentation#3551 (``input_shape=None``
+    when ``inputs`` is given)."""
     import importlib.util
     spec = importlib.util.spec_from_file_location('mmseg_get_flops', tool)
     module = importlib.util.module_from_spec(spec)
