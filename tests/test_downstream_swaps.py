@@ -151,7 +151,7 @@ def train_step_and_check_grads(model, batch, family, framework):
     return log_vars
 
 
-def _fpn(chans):
+def _neck(chans):
     return dict(neck=dict(in_channels=chans))
 
 
@@ -169,7 +169,7 @@ def _params(cases):
 # ------------------------------------------------------------------------------------------------ Semantic FPN
 def test_gradient_check_catches_a_parameter_without_gradient(tmp_path):
     """The check used by every swap below fails for a backbone parameter outside the graph."""
-    cfg = swap_config(tmp_path, SEM_FPN, 'msmlp', (0, 1, 2, 3), _fpn, pretrained=None)
+    cfg = swap_config(tmp_path, SEM_FPN, 'msmlp', (0, 1, 2, 3), _neck, pretrained=None)
     model = build(_seg_input_size(cfg))
     model.backbone.register_parameter('probe', torch.nn.Parameter(torch.zeros(1)))
     with pytest.raises(AssertionError, match=r"backbone parameters got no gradient: \['probe'\]"):
@@ -178,7 +178,7 @@ def test_gradient_check_catches_a_parameter_without_gradient(tmp_path):
 
 @pytest.mark.parametrize('family', list(FAMILIES))
 def test_semantic_fpn_swap_trains(family, tmp_path):
-    cfg = swap_config(tmp_path, SEM_FPN, family, (0, 1, 2, 3), _fpn, pretrained=None)
+    cfg = swap_config(tmp_path, SEM_FPN, family, (0, 1, 2, 3), _neck, pretrained=None)
     assert cfg.model.pretrained is None and cfg.model.decode_head.type == 'FPNHead'
     model = build(_seg_input_size(cfg))
     assert type(model.backbone).__name__ == FAMILIES[family][0].split('.')[1]
@@ -211,7 +211,7 @@ def test_semantic_fpn_model_pretrained_local_checkpoint_loads(family, tmp_path):
     ``Pretrained`` entry with a DeprecationWarning, and ``init_weights`` loads every backbone tensor."""
     ckpt = tmp_path / f'{family}_in1k.pth'
     expected = _our_checkpoint(family, ckpt)
-    cfg = _seg_input_size(swap_config(tmp_path, SEM_FPN, family, (0, 1, 2, 3), _fpn, pretrained=str(ckpt)))
+    cfg = _seg_input_size(swap_config(tmp_path, SEM_FPN, family, (0, 1, 2, 3), _neck, pretrained=str(ckpt)))
     with pytest.warns(DeprecationWarning, match='pretrained is deprecated'):
         model = build(cfg)
     backbone = model.backbone
@@ -232,26 +232,22 @@ def test_semantic_fpn_model_pretrained_local_checkpoint_loads(family, tmp_path):
 @pytest.mark.parametrize('value', [dict(type='Pretrained', checkpoint='x.pth'), 1],
                          ids=['dict', 'int'])
 def test_semantic_fpn_model_pretrained_not_str_is_type_error(family, value, tmp_path):
-    cfg = swap_config(tmp_path, SEM_FPN, family, (0, 1, 2, 3), _fpn)
+    cfg = swap_config(tmp_path, SEM_FPN, family, (0, 1, 2, 3), _neck)
     cfg.model.pretrained = value  # set after loading: a dict cannot be merged into the base config's str
     with pytest.raises(TypeError, match=r'pretrained must be a checkpoint path or URL \(str\) or None'):
         build(cfg)
 
 
 # ------------------------------------------------------------------------------- detection and Mask2Former swaps
-def _dino_neck(chans):
-    return dict(neck=dict(in_channels=chans))
-
-
 def _mask2former_head(chans):
     return dict(decode_head=dict(in_channels=chans))
 
 
 FRAMEWORKS = {
     # name: (base config, out_indices, channel edit, task)
-    'faster_rcnn': (FASTER_RCNN, (0, 1, 2, 3), _fpn, 'det'),
-    'cascade_mask_rcnn': (CASCADE_MASK_RCNN, (0, 1, 2, 3), _fpn, 'det_masks'),
-    'dino_4scale': (DINO, (1, 2, 3), _dino_neck, 'det'),
+    'faster_rcnn': (FASTER_RCNN, (0, 1, 2, 3), _neck, 'det'),
+    'cascade_mask_rcnn': (CASCADE_MASK_RCNN, (0, 1, 2, 3), _neck, 'det_masks'),
+    'dino_4scale': (DINO, (1, 2, 3), _neck, 'det'),
     'mask2former': (MASK2FORMER, (0, 1, 2, 3), _mask2former_head, 'seg'),
 }
 # Not slow (CI): Faster R-CNN for every family and Mask2Former for one; the rest is marked slow (measured on 2
@@ -271,8 +267,11 @@ def test_downstream_swap_trains(family, framework, tmp_path):
     assert tuple(model.backbone.out_indices) == out_indices
     if framework == 'dino_4scale':
         assert cfg.model.neck.type == 'ChannelMapper' and cfg.model.neck.num_outs == 4
+        assert not hasattr(model.backbone, 'norm0')  # no output norm for the stage DINO does not read
     if framework == 'mask2former':
         assert cfg.model.decode_head.pixel_decoder.type.endswith('MSDeformAttnPixelDecoder')
+        # the pixel decoder's mmcv op (pure-PyTorch path on CPU) is part of the step
+        assert any(type(m).__name__ == 'MultiScaleDeformableAttention' for m in model.decode_head.modules())
     if task == 'seg':
         batch = seg_batch(cfg.model.decode_head.num_classes)
     else:
@@ -287,7 +286,7 @@ def test_downstream_swap_trains(family, framework, tmp_path):
 def test_mask_rcnn_minimal_swap_uses_dense_defaults(family, tmp_path):
     """Only type / arch / out_indices=(0, 1, 2, 3) (plus the neck channels): the family's defaults, including its
     default initialisation, give a trainable Mask R-CNN."""
-    cfg = swap_config(tmp_path, MASK_RCNN, family, (0, 1, 2, 3), _fpn, init_cfg=False)
+    cfg = swap_config(tmp_path, MASK_RCNN, family, (0, 1, 2, 3), _neck, init_cfg=False)
     assert set(cfg.model.backbone) == {'type', 'arch', 'out_indices'}
     model = build(cfg)
     assert model.backbone.gap_before_final_norm is False
@@ -298,7 +297,7 @@ def test_mask_rcnn_minimal_swap_uses_dense_defaults(family, tmp_path):
 
 @pytest.mark.parametrize('family', list(FAMILIES))
 def test_gap_before_final_norm_with_several_stages_is_refused(family, tmp_path):
-    cfg = swap_config(tmp_path, MASK_RCNN, family, (0, 1, 2, 3), _fpn, init_cfg=False)
+    cfg = swap_config(tmp_path, MASK_RCNN, family, (0, 1, 2, 3), _neck, init_cfg=False)
     cfg.model.backbone.gap_before_final_norm = True
     with pytest.raises(ValueError, match='gap_before_final_norm=True') as info:
         build(cfg)
