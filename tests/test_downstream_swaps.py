@@ -238,6 +238,17 @@ def test_semantic_fpn_model_pretrained_not_str_is_type_error(family, value, tmp_
         build(cfg)
 
 
+@pytest.mark.parametrize('family', list(FAMILIES))
+def test_semantic_fpn_resnet_pretrained_left_in_config_is_named(family, tmp_path):
+    """The unmodified Semantic FPN config keeps ``model.pretrained='open-mmlab://resnet50_v1c'``; swapping only the
+    backbone must fail at build time with what to change, not later with a download or a key mismatch."""
+    cfg = swap_config(tmp_path, SEM_FPN, family, (0, 1, 2, 3), _neck)
+    assert cfg.model.pretrained == 'open-mmlab://resnet50_v1c'
+    with pytest.raises(ValueError, match=r"pretrained='open-mmlab://resnet50_v1c' names a checkpoint of another "
+                                         r'architecture.*set model\.pretrained=None'):
+        build(cfg)
+
+
 # ------------------------------------------------------------------------------- detection and Mask2Former swaps
 def _mask2former_head(chans):
     return dict(decode_head=dict(in_channels=chans))

@@ -98,6 +98,10 @@ def find_pretrained_cfg(init_cfg: Any) -> Optional[dict]:
     return found[0] if found else None
 
 
+#: mmengine checkpoint schemes whose model zoos hold other architectures (ResNet, ResNeXt, ...), never ours.
+_OTHER_MODEL_ZOOS = ('open-mmlab://', 'openmmlab://', 'torchvision://', 'mmcls://', 'mmpretrain://')
+
+
 def pretrained_to_init_cfg(pretrained: Optional[str], init_cfg: Any, owner: str) -> Any:
     """The deprecated ``pretrained`` argument of mmdet / mmseg backbones, as an ``init_cfg`` entry.
 
@@ -107,12 +111,21 @@ def pretrained_to_init_cfg(pretrained: Optional[str], init_cfg: Any, owner: str)
 
     Raises:
         TypeError: ``pretrained`` is neither None nor a str.
-        ValueError: ``init_cfg`` holds a ``Pretrained`` entry too.
+        ValueError: ``init_cfg`` holds a ``Pretrained`` entry too; ``pretrained`` names one of mmengine's model
+            zoos (``open-mmlab://``, ``torchvision://``, ...), which only hold other architectures: the usual leftover
+            of a downstream config (e.g. mmseg's Semantic FPN sets ``model.pretrained='open-mmlab://resnet50_v1c'``)
+            after a backbone swap.
     """
     if pretrained is None:
         return init_cfg
     if not isinstance(pretrained, str):
         raise TypeError(f'{owner}: pretrained must be a checkpoint path or URL (str) or None, got {pretrained!r}.')
+    if pretrained.startswith(_OTHER_MODEL_ZOOS):
+        raise ValueError(
+            f'{owner}: pretrained={pretrained!r} names a checkpoint of another architecture (the mmengine model '
+            f'zoos {", ".join(_OTHER_MODEL_ZOOS)} hold ResNet-style weights, none of {owner}). The config you '
+            'swapped the backbone into still sets model.pretrained: set model.pretrained=None, and load our '
+            "weights with model.backbone.init_cfg=dict(type='Pretrained', checkpoint=...).")
     if find_pretrained_cfg(init_cfg) is not None:
         raise ValueError(f'{owner}: pretrained={pretrained!r} and an init_cfg Pretrained entry are both given; '
                          "accepted: one of them (pretrained is deprecated: use init_cfg=dict(type='Pretrained', "
