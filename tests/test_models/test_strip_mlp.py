@@ -353,3 +353,30 @@ def test_get_layer_depth():
     for name, _ in model.named_parameters():
         layer_id, num = model.get_layer_depth(name)
         assert 0 <= layer_id < num
+
+
+def test_eval_folds_are_the_unfolded_function():
+    """In eval mode the BatchNorms after 1x1 convs are folded into the convs and the GRN into fc2 (fewer passes over
+    the maps); outputs match the unfolded layer calls within 1e-5, and training mode keeps the unfolded path."""
+    from mmmixer.models.backbones.strip_mlp import StripChannelMixing, StripTokenMixing
+    from mmmixer.models.layers.strip_mixing import eval_folded_conv_bn
+    token = randomize(StripTokenMixing(32, 8, 4, dict(type='BN'), dict(type='GELU'))).eval()
+    channel = randomize(StripChannelMixing(32, 3., dict(type='GELU')), seed=1).eval()
+    x = torch.randn(2, 32, 8, 8).contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        y = token.dw_conv(token.dw_act(token.dw_norm(x)))
+        torch.testing.assert_close(eval_folded_conv_bn(token.in_conv, token.in_norm, y),
+                                   token.in_norm(token.in_conv(y)), rtol=0, atol=1e-5)
+        h = channel.act(channel.fc1(channel.norm(channel.dw_conv(x).permute(0, 2, 3, 1))))
+        torch.testing.assert_close(channel.grn.forward_linear(h, channel.fc2), channel.fc2(channel.grn(h)),
+                                   rtol=0, atol=1e-5)
+        model = randomize(StripMLP(arch=SMALL, img_size=64)).eval()
+        img = torch.randn(2, 3, 64, 64)
+        folded = model(img)[-1]
+        for m in model.modules():  # the GRN unfolded (the flag only: BN and DropPath stay in eval mode)
+            if isinstance(m, StripChannelMixing):
+                m.training = True
+        torch.testing.assert_close(model(img)[-1], folded, rtol=0, atol=1e-5)
+    # training: the BN is in train mode, nothing is folded (batch statistics)
+    token.train()
+    torch.testing.assert_close(eval_folded_conv_bn(token.in_conv, token.in_norm, y), token.in_norm(token.in_conv(y)))
