@@ -14,7 +14,7 @@ STRIP = osp.join(REPO, 'configs', 'stripmlp', 'stripmlp-tiny_8xb128_in1k.py')
 MSMLP = osp.join(REPO, 'configs', 'msmlp', 'msmlp-tiny_8xb128_in1k.py')
 TINY_STRIP = STRIP + '::model.backbone.arch={"embed_dims":40,"depths":[1,1,1,1]}::model.head.in_channels=320' \
     '::model.backbone.img_size=32::model.head.num_classes=10'
-TINY_MSMLP = MSMLP + '::model.backbone.arch={"embed_dims":16,"depths":[1,1,1,1]}::model.head.in_channels=128' \
+TINY_MSMLP = MSMLP + '::model.backbone.arch={"embed_dims":20,"depths":[1,1,1,1]}::model.head.in_channels=160' \
     '::model.head.num_classes=10'
 FAST = ['--size', '32', '--batch', '1', '--train-batch', '2', '--repeats', '1', '--train-repeats', '1', '--warmup',
         '0', '--threads', '1']
@@ -73,8 +73,8 @@ def test_table_and_json(bench, tmp_path, capsys):
     rows = [[c.strip() for c in line.strip('|').split('|')] for line in table[1:3]]
     assert [r[0] for r in rows] == ['stripmlp-tiny_8xb128_in1k arch={\'embed_dims\': 40, \'depths\': [1, 1, 1, 1]} '
                                     'in_channels=320 img_size=32 num_classes=10',
-                                    'msmlp-tiny_8xb128_in1k arch={\'embed_dims\': 16, \'depths\': [1, 1, 1, 1]} '
-                                    'in_channels=128 num_classes=10']
+                                    'msmlp-tiny_8xb128_in1k arch={\'embed_dims\': 20, \'depths\': [1, 1, 1, 1]} '
+                                    'in_channels=160 num_classes=10']
     assert rows[1][-2:] == ['1.00', '1.00'] and rows[0][1] == '32×32'
     assert 'load average (1/5/15 min) before' in text and '1 threads' in text
     assert text.count('top operators:') == 4  # inference and training step per model
@@ -91,7 +91,8 @@ def test_table_and_json(bench, tmp_path, capsys):
 
 def test_complexity_only_and_backbone_only(bench, tmp_path, capsys):
     out = tmp_path / 'c.md'
-    bench.main([TINY_MSMLP + '::model.backbone.out_indices=(0,1,2,3)', '--backbone-only', '--complexity-only',
+    bench.main([TINY_MSMLP + '::model.backbone.out_indices=(0,1,2,3)::model.backbone.gap_before_final_norm=False',
+                '--backbone-only', '--complexity-only',
                 *FAST, '--size', '32', '40x48', '--out', str(out)])
     table = [line for line in out.read_text().splitlines() if line.startswith('| ')]
     assert table[0] == '| model | size | params (M) | FLOPs (G) |' and len(table) == 3

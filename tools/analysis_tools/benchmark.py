@@ -33,12 +33,16 @@ preprocessor. With ``--backbone-only`` only ``model.backbone`` is timed (use ove
   ``<!-- benchmark:NAME:end -->`` of FILE; ``--json FILE`` keeps every timing.
 """
 import argparse
+import ast
+import contextlib
 import datetime
 import importlib.util
 import json
+import logging
 import os
 import os.path as osp
 import platform
+import re
 import statistics
 import subprocess
 import sys
@@ -66,11 +70,8 @@ SHARED_OPS = ('conv', 'linear', 'addmm', 'mm', 'bmm', 'gelu', 'batch_norm', 'lay
 # ---------------------------------------------------------------------------------------------------------------
 def parse_size(size) -> Tuple[int, int]:
     """``224`` / ``'224'`` -> (224, 224); ``'800x1333'`` -> (800, 1333) (height, width)."""
-    try:
-        h, _, w = str(size).lower().partition('x')
-        h, w = int(h), int(w or h)
-    except ValueError:
-        h = w = 0
+    match = re.fullmatch(r'(\d+)(?:x(\d+))?', str(size).strip().lower())
+    h, w = (int(match[1]), int(match[2] or match[1])) if match else (0, 0)
     if h <= 0 or w <= 0:
         raise ValueError(f'benchmark: size {size!r} is not N or HxW with positive N, H, W (e.g. 224 or 800x1333).')
     return h, w
@@ -83,7 +84,11 @@ def split_spec(spec: str) -> Tuple[str, List[Tuple[str, object]]]:
     overrides = []
     while len(parts) > 1 and '=' in parts[-1]:
         key, _, value = parts.pop().partition('=')
-        overrides.insert(0, (key.strip(), DictAction._parse_iterable(value.strip())))
+        try:  # Python literals (numbers, tuples, lists, dicts), else mmengine's --cfg-options parsing
+            value = ast.literal_eval(value.strip())
+        except (ValueError, SyntaxError):
+            value = DictAction._parse_iterable(value.strip())
+        overrides.insert(0, (key.strip(), value))
     return '::'.join(parts), overrides
 
 
@@ -109,8 +114,24 @@ def load_config(spec: str):
                          'mmpretrain::swin_transformer/swin-tiny_16xb64_in1k.py') from None
     if 'model' not in cfg:
         raise ValueError(f'benchmark: config {path!r} has no `model`.')
-    cfg.merge_from_dict(dict(overrides))
+    # an override replaces the value (a dict does not merge into what the config had)
+    cfg.merge_from_dict({k: dict(v, _delete_=True) if isinstance(v, dict) else v for k, v in overrides})
     return cfg
+
+
+@contextlib.contextmanager
+def _quiet():
+    """mmengine's logger at ERROR level (init_weights and the FLOP counter log a line per tensor / operator)."""
+    from mmengine.logging import MMLogger
+    handlers = [MMLogger.get_current_instance(), *MMLogger.get_current_instance().handlers]
+    levels = [h.level for h in handlers]
+    for h in handlers:
+        h.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for h, level in zip(handlers, levels):
+            h.setLevel(level)
 
 
 def build_model(spec: str) -> Tuple[nn.Module, str]:
@@ -123,7 +144,8 @@ def build_model(spec: str) -> Tuple[nn.Module, str]:
     with DefaultScope.overwrite_default_scope(scope):
         model = MODELS.build(cfg.model)
     if hasattr(model, 'init_weights'):
-        model.init_weights()
+        with _quiet():
+            model.init_weights()
     return model, str(cfg.model.get('backbone', cfg.model).get('type', '')).split('.')[-1]
 
 
@@ -228,19 +250,13 @@ class Subject:
 def count_complexity(model: nn.Module, size, tensor_mode=True) -> Tuple[int, int]:
     """(params, FLOPs) of one (3, H, W) image, ``mmengine.analysis.get_model_complexity_info``."""
     from mmengine.analysis import get_model_complexity_info
-    from mmengine.logging import MMLogger
-    logger = MMLogger.get_current_instance()
-    level, logger.level = logger.level, 40  # the counter warns about every uncounted operator
     model.eval()
-    try:
-        with torch.no_grad():
-            if tensor_mode:  # ImageClassifier.forward(inputs, mode='tensor') is its default mode
-                info = get_model_complexity_info(model, inputs=(torch.zeros(1, 3, *size), ), show_table=False,
-                                                 show_arch=False)
-            else:
-                info = get_model_complexity_info(model, input_shape=(3, *size), show_table=False, show_arch=False)
-    finally:
-        logger.setLevel(level)
+    with torch.no_grad(), _quiet():  # the counter warns about every uncounted operator
+        if tensor_mode:  # ImageClassifier.forward(inputs, mode='tensor') is its default mode
+            info = get_model_complexity_info(model, inputs=(torch.zeros(1, 3, *size), ), show_table=False,
+                                             show_arch=False)
+        else:
+            info = get_model_complexity_info(model, input_shape=(3, *size), show_table=False, show_arch=False)
     return int(info['params']), int(info['flops'])
 
 
