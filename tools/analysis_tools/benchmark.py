@@ -21,8 +21,9 @@ preprocessor. With ``--backbone-only`` only ``model.backbone`` is timed (use ove
   median of the timed calls after warm-up; the timed calls go round-robin over all models (run 1 of every model,
   then run 2, ...), so a load change on a shared machine hits every model alike. Ratios are to ``--reference``
   measured in the same run.
-* ``--complexity-only``: parameters and FLOPs from ``mmengine.analysis.get_model_complexity_info`` (a multiply-add
-  counts as one FLOP; element-wise operations are not counted), no timing.
+* ``--complexity-only``: parameters and FLOPs from mmengine's counter (``mmengine.analysis``, as
+  ``get_model_complexity_info``: a multiply-add counts as one FLOP; element-wise operations are not counted), no
+  timing.
 * ``--profile N``: the N operators with the most self CPU time of one inference call and one training step
   (``torch.profiler``) per model, and the share of the operators given by ``--profile-shared``.
 * ``--official FAMILY=DIR``: also time the official implementation found in the checkout DIR (families:
@@ -247,17 +248,22 @@ class Subject:
         self.optimizer.step()
 
 
-def count_complexity(model: nn.Module, size, tensor_mode=True) -> Tuple[int, int]:
-    """(params, FLOPs) of one (3, H, W) image, ``mmengine.analysis.get_model_complexity_info``."""
-    from mmengine.analysis import get_model_complexity_info
+def _baddbmm_flops(inputs, outputs) -> int:
+    """FLOPs of ``baddbmm(bias, a, b)`` as mmengine counts ``bmm`` (the bias add, element-wise, not counted)."""
+    from mmengine.analysis.jit_handles import get_shape
+    (batch, n, k), m = get_shape(inputs[1]), get_shape(inputs[2])[-1]
+    return batch * n * k * m
+
+
+def count_complexity(model: nn.Module, size) -> Tuple[int, int]:
+    """(params, FLOPs) of one (3, H, W) image with mmengine's counter (``get_model_complexity_info`` uses the same
+    ``FlopAnalyzer``; here ``aten::baddbmm``, which mmengine leaves out, is counted as the ``bmm`` it contains)."""
+    from mmengine.analysis import FlopAnalyzer, parameter_count
     model.eval()
     with torch.no_grad(), _quiet():  # the counter warns about every uncounted operator
-        if tensor_mode:  # ImageClassifier.forward(inputs, mode='tensor') is its default mode
-            info = get_model_complexity_info(model, inputs=(torch.zeros(1, 3, *size), ), show_table=False,
-                                             show_arch=False)
-        else:
-            info = get_model_complexity_info(model, input_shape=(3, *size), show_table=False, show_arch=False)
-    return int(info['params']), int(info['flops'])
+        # ImageClassifier.forward(inputs) runs mode='tensor' (its default)
+        flops = FlopAnalyzer(model, (torch.zeros(1, 3, *size), )).set_op_handle('aten::baddbmm', _baddbmm_flops)
+        return int(parameter_count(model)['']), int(flops.total())
 
 
 def op_profile(fn: Callable[[], object], top: int) -> dict:
@@ -325,12 +331,12 @@ def run_benchmark(models: Sequence[str], reference: Optional[str] = None, sizes=
                 s = Subject(spec if family is None else f'official {family}', label if family is None else
                             f'{label} (official code)', m, size, batch, train_batch, backbone_only, family is None)
                 s.row = dict(label=s.label, spec=s.name, size=list(size), params=s.params, flops=None)
-                if family is not None:
-                    s.row['official_of'] = spec
+                if family is not None:  # the same inputs and weights as ours
+                    s.x, s.x_train, s.row['official_of'] = subjects[-1].x, subjects[-1].x_train, spec
                     with torch.no_grad():
                         s.row['max_abs_diff'] = (s.call(False) - subjects[-1].call(False)).abs().max().item()
                 if complexity_only or family is None:
-                    s.row['params'], s.row['flops'] = count_complexity(s.model, size, s.tensor_mode)
+                    s.row['params'], s.row['flops'] = count_complexity(s.model, size)
                 subjects.append(s)
     if not complexity_only:
         for s in subjects:
