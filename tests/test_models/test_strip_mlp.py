@@ -355,28 +355,30 @@ def test_get_layer_depth():
         assert 0 <= layer_id < num
 
 
-def test_eval_folds_are_the_unfolded_function():
-    """In eval mode the BatchNorms after 1x1 convs are folded into the convs and the GRN into fc2 (fewer passes over
-    the maps); outputs match the unfolded layer calls within 1e-5, and training mode keeps the unfolded path."""
-    from mmmixer.models.backbones.strip_mlp import StripChannelMixing, StripTokenMixing
-    from mmmixer.models.layers.strip_mixing import eval_folded_conv_bn
-    token = randomize(StripTokenMixing(32, 8, 4, dict(type='BN'), dict(type='GELU'))).eval()
-    channel = randomize(StripChannelMixing(32, 3., dict(type='GELU')), seed=1).eval()
-    x = torch.randn(2, 32, 8, 8).contiguous(memory_format=torch.channels_last)
-    with torch.no_grad():
-        y = token.dw_conv(token.dw_act(token.dw_norm(x)))
-        torch.testing.assert_close(eval_folded_conv_bn(token.in_conv, token.in_norm, y),
-                                   token.in_norm(token.in_conv(y)), rtol=0, atol=1e-5)
-        h = channel.act(channel.fc1(channel.norm(channel.dw_conv(x).permute(0, 2, 3, 1))))
-        torch.testing.assert_close(channel.grn.forward_linear(h, channel.fc2), channel.fc2(channel.grn(h)),
-                                   rtol=0, atol=1e-5)
-        model = randomize(StripMLP(arch=SMALL, img_size=64)).eval()
-        img = torch.randn(2, 3, 64, 64)
-        folded = model(img)[-1]
-        for m in model.modules():  # the GRN unfolded (the flag only: BN and DropPath stay in eval mode)
-            if isinstance(m, StripChannelMixing):
-                m.training = True
-        torch.testing.assert_close(model(img)[-1], folded, rtol=0, atol=1e-5)
-    # training: the BN is in train mode, nothing is folded (batch statistics)
-    token.train()
-    torch.testing.assert_close(eval_folded_conv_bn(token.in_conv, token.in_norm, y), token.in_norm(token.in_conv(y)))
+def test_pointwise_conv_is_conv_of_concatenation():
+    """The 1x1 convs run as matrix products on channels-last views, with an eval-mode BatchNorm folded in: the same
+    function as ``norm(conv(cat(inputs)))`` (forward within 1e-5, and gradients in training mode), for channels_last
+    and contiguous inputs."""
+    from mmmixer.models.layers.strip_mixing import pointwise_conv
+    conv = torch.nn.Conv2d(24, 16, 1)
+    norm = randomize(torch.nn.BatchNorm2d(16))
+    randomize(conv, seed=1)
+    a = torch.randn(2, 8, 5, 7).contiguous(memory_format=torch.channels_last)
+    b = torch.randn(2, 16, 5, 7)
+    for module in (norm.eval(), None):
+        ref = conv(torch.cat([a, b], 1)) if module is None else module(conv(torch.cat([a, b], 1)))
+        out = pointwise_conv([a, b], conv, module)
+        assert out.is_contiguous(memory_format=torch.channels_last)
+        torch.testing.assert_close(out, ref, rtol=0, atol=1e-5)
+    no_bias = torch.nn.Conv2d(8, 16, 1, bias=False)
+    torch.testing.assert_close(pointwise_conv([a], no_bias), no_bias(a), rtol=0, atol=1e-5)
+    norm.train()  # training: batch statistics, nothing folded; gradients as the plain layers
+    a.requires_grad_(True)
+    out = pointwise_conv([a, b], conv, norm)
+    grad = torch.autograd.grad(out.square().sum(), [a, conv.weight])
+    a2 = a.detach().clone().requires_grad_(True)
+    ref = norm(conv(torch.cat([a2, b], 1)))
+    torch.testing.assert_close(out, ref, rtol=0, atol=1e-5)
+    ref_grad = torch.autograd.grad(ref.square().sum(), [a2, conv.weight])
+    for g, r in zip(grad, ref_grad):
+        torch.testing.assert_close(g, r, rtol=1e-4, atol=1e-4)

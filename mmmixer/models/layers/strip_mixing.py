@@ -7,14 +7,14 @@ Cao et al., "Strip-MLP: Efficient Token Interaction for Vision MLP", ICCV 2023, 
 copied.
 """
 from collections import OrderedDict
-from typing import List, Sequence
+from typing import List, Optional, Sequence
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmcv.cnn import build_activation_layer, build_norm_layer
 
-__all__ = ['window_starts', 'GRN', 'CGSMM', 'LSMM', 'eval_folded_conv_bn']
+__all__ = ['window_starts', 'GRN', 'CGSMM', 'LSMM', 'pointwise_conv']
 
 
 def window_starts(size: int, length: int) -> List[int]:
@@ -40,22 +40,37 @@ def window_starts(size: int, length: int) -> List[int]:
     return [k * (size - length) // (num - 1) for k in range(num)]
 
 
-def eval_folded_conv_bn(conv: nn.Conv2d, norm: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """``norm(conv(x))`` with a BatchNorm in eval mode folded into the conv weights (one pass over the map
-    instead of two); the unfolded computation when ``norm`` is not an eval-mode BatchNorm with running statistics.
+def pointwise_conv(inputs: Sequence[torch.Tensor], conv: nn.Conv2d, norm: Optional[nn.Module] = None) -> torch.Tensor:
+    """``norm(conv(torch.cat(inputs, dim=1)))`` for a 1x1 ``conv``, as matrix products on channels-last views.
 
-    ``BN(W x + b) = (s W) x + (s (b - mean) + beta)`` with ``s = gamma / sqrt(var + eps)``; the same function up to
-    float rounding (about 1e-7 relative). The folded weights are computed per call (C_out x C_in values), so the
-    module's parameters and state_dict are unchanged and gradients still flow to them.
+    Each input (B, C_i, H, W) is read as a (B*H*W, C_i) matrix (a view when it is in channels_last memory) and
+    multiplied by its slice of the weight, the products accumulated by ``addmm``: no concatenated copy, and a
+    BLAS GEMM instead of PyTorch's CPU 1x1-conv path. A BatchNorm ``norm`` in eval mode (running statistics) is
+    folded into the weight and bias (``BN(W x + b) = (s W) x + s (b - mean) + beta``, ``s = gamma / sqrt(var +
+    eps)``; one pass over the map fewer); in training mode it runs on the result. The same function up to float
+    rounding; parameters and state_dict unchanged, gradients flow to them.
+
+    Returns:
+        Tensor: (B, C_out, H, W) in channels_last memory.
     """
-    if not isinstance(norm, nn.modules.batchnorm._BatchNorm) or norm.training or norm.running_var is None:
-        return norm(conv(x))
-    scale = norm.weight * torch.rsqrt(norm.running_var + norm.eps)
-    bias = -norm.running_mean * scale + norm.bias
-    if conv.bias is not None:
-        bias = bias + conv.bias * scale
-    return F.conv2d(x, conv.weight * scale.view(-1, *([1] * (conv.weight.dim() - 1))), bias, conv.stride,
-                    conv.padding, conv.dilation, conv.groups)
+    weight, bias = conv.weight.flatten(1), conv.bias
+    fold = isinstance(norm, nn.modules.batchnorm._BatchNorm) and not norm.training and norm.running_var is not None
+    if fold:
+        scale = norm.weight * torch.rsqrt(norm.running_var + norm.eps)
+        weight = weight * scale[:, None]
+        bias = norm.bias - norm.running_mean * scale + (0 if bias is None else bias * scale)
+    B, _, H, W = inputs[0].shape
+    out, start = None, 0
+    for x in inputs:
+        c = x.shape[1]
+        rows, w_t = x.permute(0, 2, 3, 1).reshape(-1, c), weight[:, start:start + c].t()
+        if out is None:
+            out = torch.mm(rows, w_t) if bias is None else torch.addmm(bias, rows, w_t)
+        else:
+            out = torch.addmm(out, rows, w_t)
+        start += c
+    out = out.view(B, H, W, -1).permute(0, 3, 1, 2)
+    return out if norm is None or fold else norm(out)
 
 
 def _coverage(starts: Sequence[int], length: int, size: int, like: torch.Tensor) -> torch.Tensor:
@@ -88,23 +103,6 @@ class GRN(nn.Module):
         # x + gamma * (x * nx) + beta, as one pass over x: x * (1 + gamma * nx) + beta with the per-(image,
         # channel) factor computed on the small tensor (4-5x faster than the official four passes)
         return torch.addcmul(self.beta, x, 1 + self.gamma * nx)
-
-    def forward_linear(self, x: torch.Tensor, linear: nn.Linear) -> torch.Tensor:
-        """``linear(self(x))`` with the GRN folded into the linear layer: one pass over ``x`` fewer.
-
-        ``W (x * f + beta) + b = x @ (f[:, None] * W^T) + (W beta + b)`` with the per-(image, channel) factor
-        ``f = 1 + gamma * Nx``: a batched matrix product with per-image weights (B x C_in x C_out values, small next
-        to the map). The same function as ``linear(self(x))`` up to float rounding. Shapes: (B, H, W, C) ->
-        (B, H, W, C_out).
-        """
-        gx = torch.linalg.vector_norm(x, ord=2, dim=(1, 2), keepdim=True)
-        factor = 1 + self.gamma * (gx / (gx.mean(dim=-1, keepdim=True) + self.eps))  # (B, 1, 1, C)
-        weight = factor.view(x.shape[0], -1, 1) * linear.weight.t()  # (B, C, C_out)
-        bias = torch.mv(linear.weight, self.beta)
-        if linear.bias is not None:
-            bias = bias + linear.bias
-        out = torch.baddbmm(bias, x.reshape(x.shape[0], -1, x.shape[-1]), weight)
-        return out.view(*x.shape[:-1], -1)
 
 
 class CGSMM(nn.Module):
@@ -235,13 +233,13 @@ class CGSMM(nn.Module):
             starts_h, starts_w = window_starts(height, length), window_starts(width, length)
             rows = self._mix(self.row_mix, x, 3, starts_w) + self._windowed_position(
                 self.row_mix, self.row_pos, 3, starts_h, starts_w, height, width)
-        y = self.act(eval_folded_conv_bn(self.row_fuse, self.row_norm, torch.cat([rows, x], dim=1)))
+        y = self.act(pointwise_conv([rows, x], self.row_fuse, self.row_norm))  # = act(BN(row_fuse(cat)))
         if trained_size:
             cols = self._mix(self.col_mix, y + self.position_map(self.col_pos), 2, [0])
         else:
             cols = self._mix(self.col_mix, y, 2, starts_h) + self._windowed_position(
                 self.col_mix, self.col_pos, 2, starts_h, starts_w, height, width)
-        return self.col_fuse(torch.cat([x, cols], dim=1))
+        return pointwise_conv([x, cols], self.col_fuse)  # = col_fuse(cat[x, cols])
 
     def extra_repr(self) -> str:
         return f'channels={self.channels}, strip_length={self.strip_length}, patches={self.patches}'
