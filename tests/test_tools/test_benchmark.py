@@ -45,6 +45,8 @@ def test_spec_overrides(bench):
     assert cfg.model.backbone.arch == 'small' and cfg.model.backbone.type == 'mmmixer.StripMLP'
     assert bench.label_of(STRIP + '::model.backbone.arch=small') == 'stripmlp-tiny_8xb128_in1k arch=small'
     assert bench.parse_size('800x1333') == (800, 1333) and bench.parse_size(224) == (224, 224)
+    # ratios: median over rounds of the per-round time ratio (a slow round hits both models of that round)
+    assert bench.paired_ratio([1., 4., 2.], [2., 8., 2.]) == 2. and bench.paired_ratio([], [1.]) is None
     for bad in ('224x', 'abc', 0, '0x5'):
         with pytest.raises(ValueError, match='size'):
             bench.parse_size(bad)

@@ -19,8 +19,8 @@ preprocessor. With ``--backbone-only`` only ``model.backbone`` is timed (use ove
 * inference: ``eval()`` under ``torch.no_grad()``; training step: ``train()``, cross-entropy on random labels,
   ``backward()`` and a plain SGD step (a sum of the outputs as loss with ``--backbone-only``). Time per call is the
   median of the timed calls after warm-up; the timed calls go round-robin over all models (run 1 of every model,
-  then run 2, ...), so a load change on a shared machine hits every model alike. Ratios are to ``--reference``
-  measured in the same run.
+  then run 2, ...), so a load change on a shared machine hits every model alike. Ratios (to ``--reference`` or to
+  the official code) are the median over the rounds of the per-round time ratio (:func:`paired_ratio`).
 * ``--complexity-only``: parameters and FLOPs from mmengine's counter (``mmengine.analysis``, as
   ``get_model_complexity_info``: a multiply-add counts as one FLOP; element-wise operations are not counted), no
   timing.
@@ -281,6 +281,14 @@ def op_profile(fn: Callable[[], object], top: int) -> dict:
                           calls=e.count) for e in stats[:top]])
 
 
+def paired_ratio(times: Optional[Sequence[float]], ref_times: Optional[Sequence[float]]) -> Optional[float]:
+    """Throughput of a model relative to a reference timed in the same rounds: the median over the rounds of
+    ``ref_time / time`` (round k of both ran back to back, so a load change shared by both cancels out)."""
+    if not times or not ref_times:
+        return None
+    return _median([ref / t for t, ref in zip(times, ref_times)])
+
+
 def _median(values):
     return statistics.median(values) if values else None
 
@@ -368,11 +376,11 @@ def run_benchmark(models: Sequence[str], reference: Optional[str] = None, sizes=
         for r in rows:
             ref = next((x for x in rows if x['spec'] == reference and x['size'] == r['size']), None)
             for mode in ('infer', 'train'):
-                r[f'{mode}_ratio'] = r[f'{mode}_ips'] / ref[f'{mode}_ips'] if ref and r[f'{mode}_ips'] else None
+                r[f'{mode}_ratio'] = paired_ratio(r.get(f'{mode}_times'), ref.get(f'{mode}_times')) if ref else None
             mine = next((x for x in rows if x['spec'] == r.get('official_of') and x['size'] == r['size']), None)
             if mine:
                 for mode in ('infer', 'train'):
-                    mine[f'{mode}_vs_official'] = mine[f'{mode}_ips'] / r[f'{mode}_ips'] if r[f'{mode}_ips'] else None
+                    mine[f'{mode}_vs_official'] = paired_ratio(mine.get(f'{mode}_times'), r.get(f'{mode}_times'))
     machine['load_average_after'] = _load_average()
     settings = dict(sizes=[list(s) for s in sizes], batch=batch, train_batch=train_batch, repeats=repeats,
                     train_repeats=train_repeats, warmup=warmup, threads=torch.get_num_threads(), train=train,
