@@ -467,6 +467,17 @@ def format_report(result: dict, command: Optional[str] = None) -> str:
                           '| operator | self CPU (ms) | share | calls |', '|---|---|---|---|']
                 lines += [f'| `{o["op"]}` | {o["self_ms"]:.1f} | {o["percent"]:.1f}% | {o["calls"]} |'
                           for o in p['ops']]
+    for r in rows:  # ours vs official: how much faster could ours be, given the kernels both must run
+        mine = next((x for x in rows if x['spec'] == r.get('official_of') and x['size'] == r['size']), None)
+        for key, what in (('profile', 'inference call'), ('profile_train', 'training step')):
+            if mine and mine.get(key) and r.get(key):
+                o, m = r[key], mine[key]
+                o_shared, m_shared = (p['total_ms'] * p['shared_percent'] / 100 for p in (o, m))
+                lines += ['', f'Shared kernels ({what}, from the profiles above): ours {m_shared:.0f} of '
+                          f'{m["total_ms"]:.0f} ms, official {o_shared:.0f} of {o["total_ms"]:.0f} ms; the official '
+                          f'code spends {o["total_ms"] - o_shared:.0f} ms ({100 - o["shared_percent"]:.0f}%) outside '
+                          f'them. Upper bound of ours ÷ official if ours ran nothing but its shared kernels: '
+                          f'{o["total_ms"] / m_shared:.2f}x.']
     return '\n'.join(lines) + '\n'
 
 
