@@ -44,6 +44,7 @@ import os
 import os.path as osp
 import platform
 import re
+import shlex
 import statistics
 import subprocess
 import sys
@@ -544,7 +545,7 @@ def main(argv=None):
                                log=lambda msg: print(msg, file=sys.stderr, flush=True))
     except ValueError as err:
         raise SystemExit(str(err)) from None
-    command = 'python tools/analysis_tools/benchmark.py ' + ' '.join(sys.argv[1:] if argv is None else argv)
+    command = 'python tools/analysis_tools/benchmark.py ' + shlex.join(sys.argv[1:] if argv is None else argv)
     report = format_report(result, command.strip())
     print(report)
     out = args.out or osp.join('work_dirs', 'benchmarks', f'{datetime.datetime.now():%Y%m%d-%H%M%S}.md')
