@@ -303,7 +303,8 @@ def run_benchmark(models: Sequence[str], reference: Optional[str] = None, sizes=
     Returns:
         dict: ``settings``, ``machine`` and ``rows``: one dict per (model, size) with ``label``, ``spec``, ``size``,
         ``params``, ``flops``, ``infer_times`` / ``train_times`` (seconds per call), ``infer_ips`` / ``train_ips``
-        (images/s), ``ms_per_mpx`` (inference ms per megapixel of one image), ``infer_ratio`` / ``train_ratio`` (to
+        (images/s), ``ms_per_mpx`` (inference ms per megapixel of one image), ``per_pixel_ratio`` (ms/Mpx relative
+        to the same model at the first size, paired per round), ``infer_ratio`` / ``train_ratio`` (to
         the reference at the same size), and for official rows ``official_of`` and ``max_abs_diff``.
 
     Raises:
@@ -378,6 +379,9 @@ def run_benchmark(models: Sequence[str], reference: Optional[str] = None, sizes=
             ref = next((x for x in rows if x['spec'] == reference and x['size'] == r['size']), None)
             for mode in ('infer', 'train'):
                 r[f'{mode}_ratio'] = paired_ratio(r.get(f'{mode}_times'), ref.get(f'{mode}_times')) if ref else None
+            first = next(x for x in rows if x['spec'] == r['spec'])  # the same model at the first size
+            r['per_pixel_ratio'] = paired_ratio(first['infer_times'], r['infer_times']) * (
+                r['size'][0] * r['size'][1]) / (first['size'][0] * first['size'][1])  # ms/Mpx ÷ first size
             mine = next((x for x in rows if x['spec'] == r.get('official_of') and x['size'] == r['size']), None)
             if mine:
                 for mode in ('infer', 'train'):
@@ -438,7 +442,8 @@ def format_report(result: dict, command: Optional[str] = None) -> str:
                      f'load average (1/5/15 min) before {m["load_average_before"]}, after {m["load_average_after"]}.')
     cols = ['model', 'size', 'params (M)', 'FLOPs (G)']
     if not s['complexity_only']:
-        cols += ['inference (img/s)', 'inference (ms/Mpx)'] + (['training step (img/s)'] if s['train'] else [])
+        cols += ['inference (img/s)', 'inference (ms/Mpx)'] + (['ms/Mpx ÷ first size'] if len(s['sizes']) > 1 else [])
+        cols += ['training step (img/s)'] if s['train'] else []
         if s['reference']:
             cols += ['inference ÷ ref', 'training ÷ ref'] if s['train'] else ['inference ÷ ref']
         if s['official']:
@@ -448,7 +453,9 @@ def format_report(result: dict, command: Optional[str] = None) -> str:
     for r in rows:
         cells = [r['label'], '×'.join(map(str, r['size'])), _fmt(r['params'], 2, 1e6), _fmt(r['flops'], 2, 1e9)]
         if not s['complexity_only']:
-            cells += [_fmt(r['infer_ips']), _fmt(r['ms_per_mpx'], 1)] + ([_fmt(r['train_ips'])] if s['train'] else [])
+            cells += [_fmt(r['infer_ips']), _fmt(r['ms_per_mpx'], 1)]
+            cells += [_fmt(r['per_pixel_ratio'])] if len(s['sizes']) > 1 else []
+            cells += [_fmt(r['train_ips'])] if s['train'] else []
             if s['reference']:
                 cells += [_fmt(r['infer_ratio'])] + ([_fmt(r['train_ratio'])] if s['train'] else [])
             if s['official']:
