@@ -381,7 +381,7 @@ def run_benchmark(models: Sequence[str], reference: Optional[str] = None, sizes=
                 r[f'{mode}_ratio'] = paired_ratio(r.get(f'{mode}_times'), ref.get(f'{mode}_times')) if ref else None
             first = next(x for x in rows if x['spec'] == r['spec'])  # the same model at the first size
             r['per_pixel_ratio'] = paired_ratio(first['infer_times'], r['infer_times']) * (
-                r['size'][0] * r['size'][1]) / (first['size'][0] * first['size'][1])  # ms/Mpx ÷ first size
+                first['size'][0] * first['size'][1]) / (r['size'][0] * r['size'][1])  # ms/Mpx ÷ first size
             mine = next((x for x in rows if x['spec'] == r.get('official_of') and x['size'] == r['size']), None)
             if mine:
                 for mode in ('infer', 'train'):
