@@ -25,7 +25,8 @@ preprocessor. With ``--backbone-only`` only ``model.backbone`` is timed (use ove
   ``get_model_complexity_info``: a multiply-add counts as one FLOP; element-wise operations are not counted), no
   timing.
 * ``--profile N``: the N operators with the most self CPU time of one inference call and one training step
-  (``torch.profiler``) per model, and the share of the operators given by ``--profile-shared``.
+  (``torch.profiler``) per model, and the share of :data:`SHARED_OPS` (kernels any implementation runs); with
+  ``--official``, the upper bound of ours / official if ours spent no time outside those kernels.
 * ``--official FAMILY=DIR``: also time the official implementation found in the checkout DIR (families:
   see ``OFFICIAL``) next to every model of that family, with the same weights (the official model's weights
   converted by our converter and loaded into ours); the report gives ours / official and the largest output
@@ -431,7 +432,7 @@ def format_report(result: dict, command: Optional[str] = None) -> str:
     lines = [f'Command: `{command}`', ''] if command else []
     what = 'backbone only' if s['backbone_only'] else 'model(x, mode="tensor")'
     if s['complexity_only']:
-        lines.append(f'Settings: {what}; params and FLOPs (mmengine get_model_complexity_info, one image).')
+        lines.append(f'Settings: {what}; params and FLOPs (mmengine.analysis counter, one image).')
     else:
         lines.append(f'Settings: {what}; inference batch {s["batch"]} (eval, no_grad)'
                      + (f', training step batch {s["train_batch"]} (backward, SGD)' if s['train'] else '')
