@@ -353,3 +353,32 @@ def test_get_layer_depth():
     for name, _ in model.named_parameters():
         layer_id, num = model.get_layer_depth(name)
         assert 0 <= layer_id < num
+
+
+def test_pointwise_conv_is_conv_of_concatenation():
+    """The 1x1 convs run as matrix products on channels-last views, with an eval-mode BatchNorm folded in: the same
+    function as ``norm(conv(cat(inputs)))`` (forward within 1e-5, and gradients in training mode), for channels_last
+    and contiguous inputs."""
+    from mmmixer.models.layers.strip_mixing import pointwise_conv
+    conv = torch.nn.Conv2d(24, 16, 1)
+    norm = randomize(torch.nn.BatchNorm2d(16))
+    randomize(conv, seed=1)
+    a = torch.randn(2, 8, 5, 7).contiguous(memory_format=torch.channels_last)
+    b = torch.randn(2, 16, 5, 7)
+    for module in (norm.eval(), None):
+        ref = conv(torch.cat([a, b], 1)) if module is None else module(conv(torch.cat([a, b], 1)))
+        out = pointwise_conv([a, b], conv, module)
+        assert out.is_contiguous(memory_format=torch.channels_last)
+        torch.testing.assert_close(out, ref, rtol=0, atol=1e-5)
+    no_bias = torch.nn.Conv2d(8, 16, 1, bias=False)
+    torch.testing.assert_close(pointwise_conv([a], no_bias), no_bias(a), rtol=0, atol=1e-5)
+    norm.train()  # training: batch statistics, nothing folded; gradients as the plain layers
+    a.requires_grad_(True)
+    out = pointwise_conv([a, b], conv, norm)
+    grad = torch.autograd.grad(out.square().sum(), [a, conv.weight])
+    a2 = a.detach().clone().requires_grad_(True)
+    ref = norm(conv(torch.cat([a2, b], 1)))
+    torch.testing.assert_close(out, ref, rtol=0, atol=1e-5)
+    ref_grad = torch.autograd.grad(ref.square().sum(), [a2, conv.weight])
+    for g, r in zip(grad, ref_grad):
+        torch.testing.assert_close(g, r, rtol=1e-4, atol=1e-4)

@@ -31,7 +31,7 @@ from mmengine.model import ModuleList
 from mmmixer.registry import MODELS
 from .base import MixerBackbone
 from ..converter import OfficialConverter
-from ..layers.strip_mixing import CGSMM, GRN, LSMM, window_starts  # noqa: F401
+from ..layers.strip_mixing import CGSMM, GRN, LSMM, pointwise_conv, window_starts  # noqa: F401
 
 __all__ = ['StripMLP', 'StripMLPBlock', 'convert_official_stripmlp']
 
@@ -62,9 +62,9 @@ class StripTokenMixing(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.dw_conv(self.dw_act(self.dw_norm(x)))
-        x = self.in_act(self.in_norm(self.in_conv(x)))
+        x = self.in_act(pointwise_conv([x], self.in_conv, self.in_norm))  # = in_act(in_norm(in_conv(x)))
         global_half, local_half = x.chunk(2, dim=1)
-        return self.out_proj(torch.cat([self.cgsmm(global_half), self.lsmm(local_half)], dim=1))
+        return pointwise_conv([self.cgsmm(global_half), self.lsmm(local_half)], self.out_proj)  # out_proj(cat)
 
 
 class StripChannelMixing(nn.Module):

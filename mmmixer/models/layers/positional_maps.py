@@ -108,27 +108,27 @@ class _PositionalMap(nn.Module):
             pad (tuple[int, int]): (bottom rows, right cols) of padding in the last window row / column, each < w.
 
         Returns:
-            Tensor: same shape. With no padding this is one batched matmul, ``(gamma, V*B*nh*nw, N) @ P^T``, on
-            views of ``u`` (no copy); padded windows are mixed per pattern (interior / right / bottom / corner).
+            Tensor: same shape. One batched matmul, ``(gamma, V*B*nh*nw, N) @ P^T``, on views of ``u`` (no copy);
+            with padding, the windows of the last row / column are then recomputed per pattern (right / bottom /
+            corner) with masked matrices and written over their first result.
         """
         pad_b, pad_r = pad
         s, n = u.shape[0], u.shape[-1]
-        if pad_b == 0 and pad_r == 0:
-            out = torch.bmm(u.reshape(s, -1, n), self.mixing_matrix().transpose(1, 2)).view(u.shape)
-        else:
-            rows = []
+        bias = self.token_proj_n_bias.view(1, 1, n)  # added by the matmuls (no extra pass)
+        # every window with the unmasked matrices: one batched matmul on a view of u (no copy) ...
+        out = torch.baddbmm(bias, u.reshape(s, -1, n), self.mixing_matrix().transpose(1, 2)).view(u.shape)
+        if pad_b or pad_r:
+            # ... then only the padded windows (last window row / column) again with their masked matrices,
+            # written over their first result: no copy or concatenation of the interior windows
             for row_slice, pb in self._blocks(u.shape[3], pad_b):
-                cols = []
                 for col_slice, pr in self._blocks(u.shape[4], pad_r):
-                    part = u[:, :, :, row_slice, col_slice]
                     valid = self._valid_tokens(pb, pr, u.device)
-                    if valid is not None:
-                        part = part.masked_fill(~valid, 0.)
-                    mixed = torch.bmm(part.reshape(s, -1, n), self.mixing_matrix(valid).transpose(1, 2))
-                    cols.append(mixed.view(part.shape))
-                rows.append(cols[0] if len(cols) == 1 else torch.cat(cols, dim=4))
-            out = rows[0] if len(rows) == 1 else torch.cat(rows, dim=3)
-        return out + self.token_proj_n_bias.view(n)
+                    if valid is None:
+                        continue
+                    part = u[:, :, :, row_slice, col_slice].masked_fill(~valid, 0.)
+                    mixed = torch.baddbmm(bias, part.reshape(s, -1, n), self.mixing_matrix(valid).transpose(1, 2))
+                    out[:, :, :, row_slice, col_slice] = mixed.view(part.shape)
+        return out
 
     def forward(self, u: torch.Tensor, pad: Tuple[int, int] = (0, 0)) -> torch.Tensor:
         """(B, nh, nw, N, C_u) windows, channels last in the official interleaved order -> same shape.
