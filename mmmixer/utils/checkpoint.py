@@ -326,21 +326,28 @@ class InertObject(dict):
         return f'<inert {self.qualname}>'
 
 
-class _Sealed:
+class _Frozen:
+    """Base of the objects the unpickler hands out: fixed fields (``__slots__``), no instance dict, and no attribute
+    can be set afterwards, so a crafted ``BUILD`` / ``setattr`` finds nothing to change."""
+
+    __slots__ = ()
+
+    def __init__(self, *values):
+        for name, value in zip(self.__slots__, values):
+            object.__setattr__(self, name, value)
+
+    def __setattr__(self, name, value):
+        raise _Refused(f'setting attribute {name!r} of {self!r}')
+
+
+class _Sealed(_Frozen):
     """A callable the unpickler hands out for an allowlisted global: a private object (never one of torch's
     functions), without instance dict, whose attributes cannot be set (``BUILD`` is refused anyway)."""
 
     __slots__ = ('_qualname', '_fn')
 
-    def __init__(self, qualname: str, fn: Callable):
-        object.__setattr__(self, '_qualname', qualname)
-        object.__setattr__(self, '_fn', fn)
-
     def __call__(self, *args):
         return self._fn(*args)
-
-    def __setattr__(self, name, value):
-        raise _Refused(f'setting attribute {name!r} of {self._qualname}')
 
     def __setstate__(self, state):
         raise _Refused(f'BUILD on {self._qualname}')
@@ -349,18 +356,10 @@ class _Sealed:
         return f'<sealed {self._qualname}>'
 
 
-class _Storage:
+class _Storage(_Frozen):
     """One storage record of the archive (``data/<key>``) viewed with the dtype of its persistent id."""
 
     __slots__ = ('untyped', 'dtype', 'key')
-
-    def __init__(self, untyped, dtype, key):
-        object.__setattr__(self, 'untyped', untyped)
-        object.__setattr__(self, 'dtype', dtype)
-        object.__setattr__(self, 'key', key)
-
-    def __setattr__(self, name, value):
-        raise _Refused(f'setting attribute {name!r} of a storage')
 
     def __repr__(self):
         return f'<storage {self.key} {self.dtype}>'
@@ -442,17 +441,10 @@ _STORAGE_DTYPES = {
 }
 
 
-class _StorageKind:
+class _StorageKind(_Frozen):
     """What ``GLOBAL torch FloatStorage`` (etc.) resolves to: only its dtype, read by the persistent load."""
 
     __slots__ = ('name', 'dtype')
-
-    def __init__(self, name, dtype):
-        object.__setattr__(self, 'name', name)
-        object.__setattr__(self, 'dtype', dtype)
-
-    def __setattr__(self, name, value):
-        raise _Refused(f'setting attribute {name!r} of torch.{self.name}')
 
     def __repr__(self):
         return f'<storage kind torch.{self.name}>'
