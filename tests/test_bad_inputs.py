@@ -21,6 +21,7 @@ sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from helpers_mmmixer import REPO, config_path  # noqa: E402
 
 from mmmixer.models import MSMLP, PosMLP, StripMLP, SwinMSMLP  # noqa: E402
+import mmmixer.utils.checkpoint as checkpoint_lib  # noqa: E402
 from mmmixer.utils.checkpoint import CheckpointLoadError  # noqa: E402
 
 DOC = osp.join(REPO, 'docs', 'bad_inputs.md')
@@ -99,7 +100,7 @@ class _OpenPayload:
 
 
 def _ckpt():
-    return __import__('mmmixer.utils.checkpoint', fromlist=['x'])
+    return checkpoint_lib
 
 
 def _scripted(ctx):
@@ -294,10 +295,10 @@ CASES = [
          ('msmlp-wide.pth', 'does not fit MSMLP(embed_dims=[20, 40, 80, 160]',
           'patch_embed.projection.weight: checkpoint (40, 3, 4, 4) vs model (20, 3, 4, 4)', 'Use a checkpoint of this arch')),
     Case('checkpoint-truncated', 'safe loader', 'a truncated `.pth` file',
-         lambda c: __import__('mmmixer.utils.checkpoint', fromlist=['x']).safe_torch_load(_truncated(c)),
+         lambda c: _ckpt().safe_torch_load(_truncated(c)),
          CheckpointLoadError, ('truncated.pth', 'not a readable torch checkpoint', 'truncated or corrupt file')),
     Case('checkpoint-code', 'safe loader', 'a `.pth` whose pickle would call `open()`',
-         lambda c: __import__('mmmixer.utils.checkpoint', fromlist=['x']).safe_torch_load(
+         lambda c: _ckpt().safe_torch_load(
              c.save('evil.pth', {'meta': _OpenPayload(c.path('pwned'))})), CheckpointLoadError,
          ('evil.pth', 'global io.open', 'MMMIXER_TRUST_CHECKPOINTS=1', '--trust-checkpoint')),
     Case('checkpoint-torchscript', 'safe loader', 'a TorchScript archive (`torch.jit.save`)',
