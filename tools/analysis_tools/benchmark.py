@@ -307,7 +307,7 @@ class Subject:
         self.params = sum(p.numel() for p in self.model.parameters())
         self.optimizer = torch.optim.SGD(self.model.parameters(), lr=SGD_LR)
         self.scaler = torch.amp.GradScaler(self.device.type) if amp == 'fp16' else None
-        self.base = None  #: the Subject whose outputs this one is compared with (eager fp32 / ours)
+        self.base = None  #: the eager fp32 Subject of the same model, whose outputs a variant is compared with
 
     def forward(self, x):
         with torch.autocast(self.device.type, dtype=AMP_DTYPES.get(self.amp), enabled=self.amp is not None):
@@ -480,7 +480,9 @@ def run_benchmark(models: Sequence[str], reference: Optional[str] = None, sizes=
                             backbone_only, tensor_mode=False, device=device, channels_last=channels_last)
                 s.row = dict(label=s.label, spec=s.name, size=list(size), mode=mode_name(False, None),
                              compiled=False, amp=None, params=s.params, flops=None, official_of=spec)
-                s.x, s.x_train, s.base = base.x, base.x_train, base  # the same inputs and weights as ours
+                s.x, s.x_train = base.x, base.x_train  # the same inputs and weights as ours
+                with torch.no_grad():  # before any training step changes either copy of the weights
+                    s.row['max_abs_diff'] = (s.call(False).float() - base.call(False).float()).abs().max().item()
                 subjects.append(s)
     if not complexity_only:
         for s in subjects:
@@ -492,7 +494,7 @@ def run_benchmark(models: Sequence[str], reference: Optional[str] = None, sizes=
                 s.call(False)
                 if train:
                     s.call(True)
-            if s.base is not None:  # how far the outputs of this variant / the official code are from ours
+            if s.base is not None:  # how far the outputs of this variant are (variants share the weights)
                 with torch.no_grad():
                     s.row['max_abs_diff'] = (s.call(False).float() - s.base.call(False).float()).abs().max().item()
         for mode, count in (('infer', repeats), ('train', train_repeats if train else 0)):
