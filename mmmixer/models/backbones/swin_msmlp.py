@@ -87,8 +87,10 @@ class TokenMixShiftBlock(MixShiftBlock):
         """(B, H*W, C), (H, W) -> (B, H*W, C)."""
         b, n, c = x.shape
         h, w = hw_shape
-        x = x.transpose(1, 2).reshape(b, c, h, w)
-        return super().forward(x).flatten(2).transpose(1, 2)
+        # (B, H*W, C) read as a channels_last (B, C, H, W) map and back: views, no copy (the block computes in
+        # channels_last memory)
+        x = x.view(b, h, w, c).permute(0, 3, 1, 2)
+        return super().forward(x).permute(0, 2, 3, 1).reshape(b, n, c)
 
 
 class SwinMSMLPStage(BaseModule):
