@@ -4,7 +4,7 @@ One place for what the four families share (the pattern of mmpretrain's ``ConvNe
 mmdet's ``ResNet``): arch presets, ``out_indices`` / ``frozen_stages`` / ``norm_eval`` / ``gap_before_final_norm``,
 the stochastic-depth schedule, the output norms ``norm{i}`` and the output loop, ``get_layer_depth`` for layer-wise
 learning-rate decay, the deprecated ``pretrained`` argument, and ``init_cfg=dict(type='Pretrained', ...)`` loading
-(our checkpoints and, converted in memory, the official ones: :mod:`mmmixer.models.pretrained`).
+(our checkpoints and, converted in memory, the official ones: :mod:`mmmixer.checkpoint.pretrained`).
 
 A family file then holds only block -> stage -> backbone: the backbone class builds ``patch_embed`` and ``stages``
 and defines :meth:`MixerBackbone.forward_stem` and :meth:`MixerBackbone.forward_stage`.
@@ -19,7 +19,8 @@ from mmcv.cnn import build_norm_layer
 from mmengine.model import BaseModule
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from mmmixer.utils.checkpoint import CheckpointLoadError, check_state_dict_fits
+from mmmixer.checkpoint import (CheckpointLoadError, check_local_pretrained, check_state_dict_fits,
+                                init_with_pretrained, pretrained_to_init_cfg)
 from ..utils import check_input, normalize_out_indices, parse_arch
 
 __all__ = ['MixerBackbone']
@@ -97,7 +98,6 @@ class MixerBackbone(BaseModule):
                  gap_before_final_norm: bool,
                  init_cfg: Optional[Union[dict, list]],
                  pretrained: Optional[str] = None):
-        from ..pretrained import check_local_pretrained, pretrained_to_init_cfg
         name = type(self).__name__
         init_cfg = pretrained_to_init_cfg(pretrained, init_cfg, name)
         check_local_pretrained(init_cfg, self)
@@ -260,7 +260,7 @@ class MixerBackbone(BaseModule):
                               tolerate=self._tolerate_on_load)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
-    # hooks of :func:`mmmixer.models.pretrained.load_pretrained`
+    # hooks of :func:`mmmixer.checkpoint.pretrained.load_pretrained`
     @classmethod
     def convert_official(cls, state_dict: dict) -> dict:
         """Convert an official state dict (``cls.official`` layout): ``dict(state_dict=..., arch=..., ...)``."""
@@ -290,15 +290,14 @@ class MixerBackbone(BaseModule):
             + ", or set the backbone's arch to the checkpoint's.")
 
     def init_weights(self):
-        """Initialise; a ``Pretrained`` entry of ``init_cfg`` is loaded by :func:`mmmixer.models.pretrained.
+        """Initialise; a ``Pretrained`` entry of ``init_cfg`` is loaded by :func:`mmmixer.checkpoint.pretrained.
         load_pretrained` after the other entries (or the family's default init) ran: official checkpoints are
         converted in memory, the split into loaded / new / unused tensors is logged and kept in
         ``self.pretrained_report``.
 
         Raises:
             ValueError: more than one ``Pretrained`` entry.
-            FileNotFoundError / CheckpointLoadError: see :func:`~mmmixer.models.pretrained.load_pretrained`.
+            FileNotFoundError / CheckpointLoadError: see :func:`~mmmixer.checkpoint.pretrained.load_pretrained`.
         """
-        from ..pretrained import init_with_pretrained
         if not init_with_pretrained(self, super().init_weights):
             super().init_weights()

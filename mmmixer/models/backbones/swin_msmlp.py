@@ -25,11 +25,11 @@ import torch.utils.checkpoint as cp
 from mmcv.cnn.bricks.transformer import PatchEmbed, PatchMerging
 from mmengine.model import BaseModule, ModuleList
 
+from mmmixer.checkpoint import SwinLoadReport, load_swin_pretrained, resize_bias_table  # noqa: F401 (API)
 from mmmixer.registry import MODELS
 from .base import MixerBackbone
 from .ms_mlp import MSMLP
 from ..layers.mix_shift import MixShiftBlock
-from ..swin_checkpoint import SwinLoadReport, load_swin_pretrained, resize_bias_table  # noqa: F401 (API)
 
 __all__ = [
     'SwinMSMLP', 'SwinLoadReport', 'load_swin_pretrained', 'resize_bias_table', 'BLOCK_TYPES', 'NAMED_PATTERNS'
