@@ -6,7 +6,8 @@ mmpretrain looks model names up in ``mmpretrain.apis.ModelHub``, which knows onl
 registers ours as soon as ``mmpretrain.apis`` is imported, without importing mmpretrain itself (it stays an
 optional dependency and ``import mmmixer`` stays light): if mmpretrain's model hub is already loaded the index is
 registered at once, otherwise a finder on ``sys.meta_path`` registers it right after ``mmpretrain.apis.model`` has
-been executed, whatever the import order. :func:`register_model_index` does the same explicitly.
+been executed, whatever the import order. :func:`register_model_index` does the same explicitly. Why a finder and
+not an import of mmpretrain at ``import mmmixer`` (measured): ``docs/design.md``, "Model index".
 
 The index is ``<mmmixer>/.mim/model-index.yml`` in an installed package (written by ``pip install .``) or
 ``model-index.yml`` at the root of a source checkout; config paths in it are relative to that directory.
@@ -57,7 +58,7 @@ def register_model_index(model_hub=None) -> bool:
     if found is None:
         return False
     if model_hub is None:
-        from mmpretrain.apis import ModelHub as model_hub
+        from mmpretrain.apis import ModelHub as model_hub  # optional and heavy: only when asked to register
     index, prefix = found
     before = set(model_hub._models_dict)
     model_hub.register_model_index(index, config_prefix=prefix)
