@@ -46,8 +46,9 @@ def load_swin_pretrained(model: 'SwinMSMLP', checkpoint, prefix: Optional[str] =
 
     Raises:
         TypeError: ``model`` is not a SwinMSMLP, or ``checkpoint`` has an unsupported type.
-        ValueError: no checkpoint key starts with ``prefix``; with ``strict``, a Swin tensor is missing or has
-            a different shape (the message lists up to five and hints at arch / depth / window mismatches).
+        ValueError: no checkpoint key starts with ``prefix``, or the checkpoint has no Swin patch embedding.
+        CheckpointLoadError: with ``strict``, a Swin tensor is missing or has a different shape (the message lists
+            up to five and hints at arch / depth / window mismatches); nothing is copied.
     """
     swin_msmlp = MODELS.get('SwinMSMLP')  # a registry lookup: this package never imports the backbones
     if swin_msmlp is None or not isinstance(model, swin_msmlp):

@@ -115,3 +115,38 @@ def test_former_module_names_still_import(old, new, names):
     old_module, new_module = importlib.import_module(old), importlib.import_module(new)
     for name in names:
         assert getattr(old_module, name) is getattr(new_module, name), f'{old}.{name}'
+
+
+def _families():
+    from mmmixer.models import MSMLP, PosMLP, StripMLP, SwinMSMLP
+    return [MSMLP, PosMLP, StripMLP, SwinMSMLP]
+
+
+def test_families_keep_the_checkpoint_hook_contracts():
+    """Every hook a family overrides takes the base's arguments (and uses them: see the Swin test below)."""
+    import inspect
+
+    from mmmixer.checkpoint import CheckpointHooks
+    from mmmixer.models.backbones.base import MixerBackbone
+    assert issubclass(MixerBackbone, CheckpointHooks)
+    hooks = [n for n, v in vars(CheckpointHooks).items() if callable(v) or isinstance(v, classmethod)]
+    assert {'_raise_pretrained_mismatch', '_may_be_new', '_may_be_unused', 'convert_official'} <= set(hooks)
+    for family in _families():
+        for name in hooks:
+            base, own = getattr(CheckpointHooks, name), getattr(family, name)
+            if own is not base:
+                assert list(inspect.signature(own).parameters) == list(inspect.signature(base).parameters), \
+                    f'{family.__name__}.{name} changes the arguments of the hook'
+
+
+def test_swin_mismatch_raises_the_base_error_with_the_problems():
+    from mmmixer.checkpoint import CheckpointLoadError
+    from mmmixer.checkpoint.pretrained import LoadReport
+    from mmmixer.models import SwinMSMLP
+
+    class Plan:
+        report, required_missing, mismatched = LoadReport(prefix=''), ['patch_embed.projection.weight'], []
+
+    model = SwinMSMLP(arch=dict(embed_dims=20, depths=[2, 2, 2, 2], num_heads=[1, 2, 4, 8]))
+    with pytest.raises(CheckpointLoadError, match=r'ckpt\.pth.*PROBLEM ONE; PROBLEM TWO.*mmpretrain-format Swin'):
+        model._raise_pretrained_mismatch('ckpt.pth', Plan(), ['PROBLEM ONE', 'PROBLEM TWO'])
