@@ -21,8 +21,8 @@ sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from helpers_mmmixer import REPO, config_path  # noqa: E402
 
 from mmmixer.models import MSMLP, PosMLP, StripMLP, SwinMSMLP  # noqa: E402
-import mmmixer.utils.checkpoint as checkpoint_lib  # noqa: E402
-from mmmixer.utils.checkpoint import CheckpointLoadError  # noqa: E402
+import mmmixer.checkpoint as checkpoint_lib  # noqa: E402
+from mmmixer.checkpoint import CheckpointLoadError  # noqa: E402
 
 DOC = osp.join(REPO, 'docs', 'bad_inputs.md')
 DEMO = 'msmlp-nano_1xb64-40e_digits.py'

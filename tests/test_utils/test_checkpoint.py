@@ -5,8 +5,8 @@ from collections import OrderedDict
 import pytest
 import torch
 
-from mmmixer.utils.checkpoint import (TRUST_ENV, CheckpointLoadError, InertObject,
-                                      load_foreign_checkpoint, safe_torch_load)
+from mmmixer.checkpoint import (TRUST_ENV, CheckpointLoadError, InertObject, load_foreign_checkpoint,
+                                safe_torch_load)
 
 
 class _Payload:
@@ -113,7 +113,7 @@ def test_mmengine_local_scheme_is_logged_as_safe_local(tmp_path, monkeypatch):
     """mmengine logs the scheme function's name without its first 10 characters ('load_from_')."""
     import mmengine.runner.checkpoint as mmengine_checkpoint
 
-    from mmmixer.utils.checkpoint import load_from_safe_local
+    from mmmixer.checkpoint import load_from_safe_local
     messages = []
     monkeypatch.setattr(mmengine_checkpoint, 'print_log', lambda msg, **kwargs: messages.append(msg))
     path = tmp_path / 'ok.pth'

@@ -19,8 +19,8 @@ import zipfile
 import pytest
 import torch
 
-from mmmixer.utils.checkpoint import (TRUST_ENV, CheckpointLoadError, InertObject, load_foreign_checkpoint,
-                                      safe_torch_load)
+from mmmixer.checkpoint import (TRUST_ENV, CheckpointLoadError, InertObject, load_foreign_checkpoint,
+                                safe_torch_load)
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 FORCE_WO = 'TORCH_FORCE_WEIGHTS_ONLY_LOAD'
@@ -225,7 +225,7 @@ def test_allowlisted_globals_load_as_torch_objects_the_file_cannot_change(tmp_pa
 _SUBMODULE_PROBE = r'''
 import json, sys
 import torch
-from mmmixer.utils.checkpoint import InertObject, load_foreign_checkpoint
+from mmmixer.checkpoint import InertObject, load_foreign_checkpoint
 before = set(sys.modules)
 ckpt = load_foreign_checkpoint(sys.argv[1])
 after = set(sys.modules)
