@@ -22,10 +22,10 @@ from .swin import SwinLoadReport, load_swin_pretrained, resize_bias_table
 
 __all__ = [
     'CheckpointHooks', 'OfficialConverter', 'converter_main', 'allow_partial_load', 'check_state_dict_fits',
-    'checkpoint_source', 'load_from_safe_local', 'register_safe_checkpoint_loader', 'OFFICIAL_URL_PREFIXES', 'load_from_official_url',
-    'register_official_url_loader', 'LoadReport', 'check_local_pretrained', 'find_pretrained_cfg',
-    'init_with_pretrained', 'load_pretrained', 'missing_pretrained_message', 'pretrained_to_init_cfg',
-    'read_checkpoint', 'DICT_LIKE', 'TRUST_ENV', 'CheckpointLoadError', 'InertObject', 'checkpoint_trusted',
-    'load_foreign_checkpoint', 'runner_safe_globals', 'safe_torch_load', 'SwinLoadReport', 'load_swin_pretrained',
-    'resize_bias_table'
+    'checkpoint_source', 'load_from_safe_local', 'register_safe_checkpoint_loader', 'OFFICIAL_URL_PREFIXES',
+    'load_from_official_url', 'register_official_url_loader', 'LoadReport', 'check_local_pretrained',
+    'find_pretrained_cfg', 'init_with_pretrained', 'load_pretrained', 'missing_pretrained_message',
+    'pretrained_to_init_cfg', 'read_checkpoint', 'DICT_LIKE', 'TRUST_ENV', 'CheckpointLoadError', 'InertObject',
+    'checkpoint_trusted', 'load_foreign_checkpoint', 'runner_safe_globals', 'safe_torch_load', 'SwinLoadReport',
+    'load_swin_pretrained', 'resize_bias_table'
 ]

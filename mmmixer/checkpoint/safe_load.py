@@ -40,11 +40,8 @@ DICT_LIKE = ('yacs.config.CfgNode', 'mmengine.config.config.ConfigDict', 'addict
 
 
 class InertObject(dict):
-    """Stand-in for a pickled object of a foreign class; it runs no code of that class.
-
-    It records what the pickle gives it: constructor ``args`` / ``kwargs`` and ``state`` (from ``BUILD``); the class
-    attribute ``qualname`` is the foreign class's ``module.name``. It re-pickles as a plain dict.
-    """
+    """Stand-in for a pickled object of a foreign class (``qualname``: its ``module.name``); runs none of its code,
+    only records constructor ``args`` / ``kwargs`` and ``state`` (from ``BUILD``). It re-pickles as a plain dict."""
 
     qualname = '?'
 
@@ -83,12 +80,10 @@ def _history_buffer_getattr(obj: Any, name: str) -> Any:
 
 
 def runner_safe_globals() -> List[Any]:
-    """The smallest allowlist that mmengine Runner checkpoints need under ``weights_only=True``.
-
-    Found with ``torch.serialization.get_unsafe_globals_in_checkpoint`` on a checkpoint saved by mmengine 0.10.7's
-    Runner (numpy 2): the message hub's ``HistoryBuffer``, numpy's array / scalar reconstruction (it only builds the
-    ``ndarray`` type that is itself in the list) and ``builtins.getattr``, replaced by a function that resolves only
-    ``HistoryBuffer``'s statistics methods.
+    """The smallest allowlist that mmengine Runner checkpoints need under ``weights_only=True``: found with
+    ``torch.serialization.get_unsafe_globals_in_checkpoint`` on a checkpoint of mmengine 0.10.7's Runner (numpy 2):
+    ``HistoryBuffer``, numpy's array / scalar reconstruction (it builds only the listed ``ndarray``) and a
+    ``builtins.getattr`` that resolves only ``HistoryBuffer``'s statistics methods.
 
     Returns:
         list: entries for ``torch.serialization.safe_globals``.
@@ -103,10 +98,9 @@ def _inspect(filename: str) -> Tuple[str, str, bytes]:
     """What kind of container ``filename`` is, with every zip record's CRC-32 verified; nothing is unpickled.
 
     Returns:
-        tuple: ``(kind, detail, data.pkl bytes)``; kind is ``'zip'`` (torch.save layout; detail: the folder),
-        ``'torchscript'`` (detail: the record that shows it), ``'other-zip'`` (detail: what does not fit),
-        ``'bad-zip'`` (unreadable directory, bad CRC, compressed or oversized record), ``'legacy'`` (torch < 1.6),
-        ``'pickle'`` (another bare pickle; detail: its protocol) or ``'unknown'`` (detail: the first bytes).
+        tuple: ``(kind, detail, data.pkl bytes)``, kind one of ``'zip'`` (torch.save layout; detail: the folder),
+        ``'torchscript'``, ``'other-zip'``, ``'bad-zip'`` (unreadable directory, bad CRC, compressed or oversized
+        record), ``'legacy'`` (torch < 1.6), ``'pickle'`` (another bare pickle) or ``'unknown'``; detail says why.
     """
     with open(filename, 'rb') as f:
         head = f.read(len(_LEGACY_HEAD))
@@ -172,27 +166,32 @@ _REFUSED_OPS = (('call reduce for unrecognized function', 'REDUCE of'), ('create
                 ('Can only SETITEM', 'SETITEM(S) on'), ('append to lists', 'APPEND(S) to'))
 
 
-def _refused_op(err: Exception, pkl: bytes) -> Optional[str]:
-    """What a refusal of torch's unpickler was about (e.g. ``'REDUCE of <inert functools.partial>'``), or None."""
-    if not isinstance(err, pickle.UnpicklingError):
-        return None
-    text = first_sentence(err)
+def _globals_named(pkl: bytes) -> set:
+    """``module.name`` of the GLOBAL opcodes of a pickle, read with :mod:`pickletools` (nothing is unpickled)."""
+    names = set()
+    try:
+        for op, arg, _ in pickletools.genops(pkl):
+            names.update([arg.replace(' ', '.')] if op.name == 'GLOBAL' else [])
+    except Exception:  # noqa: BLE001 - a stream that breaks after the refused opcode: the names read before it
+        pass
+    return names
+
+
+def _refusal(filename: str, err: Exception, pkl: bytes) -> Optional[CheckpointLoadError]:
+    """Our error for an opcode torch's unpickler refused (e.g. ``REDUCE of <inert functools.partial>``), or None."""
+    text = first_sentence(err) if isinstance(err, pickle.UnpicklingError) else ''
     for needle, op in _REFUSED_OPS:
         if needle in text:
             what = re.search(r'(?:function|got|GLOBAL) (.+?)(?: which belongs.*| whose module.*)?$', text)
             what = what.group(1) if what else text
             if op.startswith('BUILD') and pkl:  # torch names only the type: name the functions the pickle refers to
-                names = {arg for op_, arg, _ in pickletools.genops(pkl) if op_.name == 'GLOBAL'}
-                what += f' (the pickle names {", ".join(n.replace(" ", ".") for n in sorted(names)[:5])})'
-            return f'{op} {what}'
+                what += f' (the pickle names {", ".join(sorted(_globals_named(pkl))[:5])})'
+            return CheckpointLoadError(
+                f'Refused to load checkpoint "{filename}": its pickle asks for {op} {what} (only tensor rebuilding, '
+                'torch\'s allowlisted classes and inert stand-ins may be called); that could run code or change '
+                'objects outside the checkpoint. Official checkpoints never do that: the file is crafted or corrupt. '
+                + opt_in(False))
     return None
-
-
-def _refusal(filename: str, what: str) -> CheckpointLoadError:
-    return CheckpointLoadError(
-        f'Refused to load checkpoint "{filename}": its pickle asks for {what} (only tensor rebuilding, torch\'s '
-        'allowlisted classes and inert stand-ins may be called); that could run code or change objects outside the '
-        f'checkpoint. Official checkpoints never do that: the file is crafted or corrupt. {opt_in(False)}')
 
 
 def _existing(filename: str) -> str:
@@ -214,16 +213,13 @@ def _weights_only_load(filename: str, allowed: List[Any], map_location: Any, pkl
                 f'Refused to load checkpoint "{filename}": it contains a pickled object outside the allowlist of '
                 f'tensors and mmengine Runner state (global {global_.group(1)}). Loading it would let the file run '
                 f'code. {opt_in()}') from None
-        what = _refused_op(err, pkl)
-        raise (_refusal(filename, what) if what else unreadable(filename, f'{type(err).__name__}: '
-                                                                           f'{first_sentence(err)}')) from None
+        raise (_refusal(filename, err, pkl) or unreadable(filename, f'{type(err).__name__}: {first_sentence(err)}')) \
+            from None
 
 
 def safe_torch_load(filename: str, map_location: Any = 'cpu') -> Any:
-    """Read a Runner checkpoint: ``torch.load(weights_only=True)`` with :func:`runner_safe_globals`, CRCs verified.
-
-    ``weights_only=True`` is passed explicitly, so torch's ``TORCH_FORCE_*_WEIGHTS_ONLY_LOAD`` variables only matter
-    with the opt-in (``torch.load(weights_only=False)``, which ``TORCH_FORCE_WEIGHTS_ONLY_LOAD=1`` overrides).
+    """Read a Runner checkpoint: ``torch.load(weights_only=True)`` with :func:`runner_safe_globals`, CRCs verified
+    (``weights_only=True`` is explicit: torch's ``TORCH_FORCE_*`` variables only act on the opt-in's full load).
 
     Args:
         filename (str): path of a local checkpoint file.
@@ -262,13 +258,13 @@ def load_foreign_checkpoint(filename: str) -> Dict[str, Any]:
         filename (str): path of the checkpoint.
 
     Returns:
-        dict: the top-level checkpoint dict (e.g. ``{'model': state_dict, 'args': <inert argparse.Namespace>}``).
+        dict: the checkpoint, e.g. ``{'model': state_dict, 'args': <inert argparse.Namespace>}``.
 
     Raises:
         FileNotFoundError: the file does not exist.
-        CheckpointLoadError: every failure to read the file, naming it: a refused container or pickle operation
-            (the message names the opt-in), a truncated or corrupt file (e.g. a record's CRC-32 does not match), a
-            top-level object that is not a dict, or the opt-in overridden by ``TORCH_FORCE_WEIGHTS_ONLY_LOAD=1``.
+        CheckpointLoadError: every failure, naming the file: a refused container or pickle operation (naming the
+            opt-in), a truncated or corrupt file (e.g. a bad CRC-32), no dict inside, or the opt-in overridden by
+            ``TORCH_FORCE_WEIGHTS_ONLY_LOAD=1``.
     """
     filename = _existing(filename)
     try:
