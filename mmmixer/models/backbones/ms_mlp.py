@@ -16,7 +16,7 @@ from mmengine.model import ModuleList
 
 from mmmixer.registry import MODELS
 from .base import MixerBackbone
-from ..converter import OfficialConverter
+from mmmixer.checkpoint import OfficialConverter
 from ..layers.mix_shift import SHIFT_MODES, MixShiftBlock
 
 __all__ = ['MSMLP', 'convert_official_msmlp']
@@ -174,7 +174,7 @@ class MSMLP(MixerBackbone):
         init_cfg (dict | list[dict], optional): initialisation; default truncated normal (std 0.02) for
             Linear and ones/zeros for LayerNorm, PyTorch default for convs (official ``_init_weights``). A
             ``Pretrained`` entry accepts our checkpoints and the official release files (path or URL; converted on
-            load, see :mod:`mmmixer.models.pretrained`).
+            load, see :mod:`mmmixer.checkpoint.pretrained`).
 
     Returns (forward):
         tuple[Tensor]: one tensor per ``out_indices`` entry, (B, C_i) or (B, C_i, H_i, W_i).
