@@ -45,3 +45,39 @@ def test_vis_cam_on_a_nano_msmlp(tmp_path):
     assert cam.shape == (64, 64, 3)
     # the heatmap is blended over the picture: the result differs from it
     assert np.abs(cam.astype(int) - mmcv.imread(img).astype(int)).mean() > 1
+
+
+#: the target layer docs/analysis.md gives per family (tiny ImageNet classifiers, 224x224 test pipeline) and the
+#: extra vis_cam arguments it needs
+FAMILY_TARGETS = [
+    ('msmlp-tiny_8xb128_in1k.py', ['--target-layers', 'backbone.stages.3']),
+    ('posmlp-tiny_8xb128_in1k.py', ['--target-layers', 'backbone.stages.3']),
+    ('stripmlp-tiny_8xb128_in1k.py', ['--target-layers', 'backbone.stages.3.blocks.1']),
+    ('swin-msmlp-tiny_16xb64_in1k.py', ['--target-layers', 'backbone.norm3', '--vit-like', '--num-extra-tokens',
+                                        '-49']),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('name,extra', FAMILY_TARGETS, ids=[n.split('_')[0] for n, _ in FAMILY_TARGETS])
+def test_vis_cam_target_layers_of_each_family(tmp_path, name, extra):
+    pytest.importorskip('pytorch_grad_cam', reason='the optional grad-cam package (requirements/analysis.txt) is '
+                        'not installed; tools/setup_env.sh installs it')
+    import mmcv
+    from mmengine.config import Config
+    from mmengine.registry import MODELS, init_default_scope
+    from sklearn.datasets import load_sample_images
+    import mmmixer.models  # noqa: F401
+    from helpers_mmmixer import config_path
+    config = config_path(name)
+    init_default_scope('mmpretrain')
+    torch.manual_seed(0)
+    ckpt = str(tmp_path / 'random.pth')
+    torch.save({'state_dict': MODELS.build(Config.fromfile(config).model).state_dict()}, ckpt)
+    img = str(tmp_path / 'photo.png')
+    mmcv.imwrite(np.ascontiguousarray(load_sample_images().images[0][:, :, ::-1]), img)
+    out = str(tmp_path / 'cam.png')
+    proc = subprocess.run([sys.executable, _vis_cam_script(), img, config, ckpt, *extra, '--save-path', out],
+                          capture_output=True, text=True, timeout=600, cwd=REPO, env=subprocess_env())
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert mmcv.imread(out).shape == (224, 224, 3)

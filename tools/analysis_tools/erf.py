@@ -44,6 +44,7 @@ import os
 import os.path as osp
 import shlex
 import sys
+import warnings
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -317,18 +318,18 @@ def parse_models(args: Sequence[str]) -> List[Tuple[str, Optional[str]]]:
 
 
 def _accepts(cfg, key: str) -> bool:
-    """Whether the backbone class of ``cfg`` takes the argument ``key``."""
-    from mmengine.registry import MODELS, DefaultScope, init_default_scope
+    """Whether the backbone class of ``cfg`` (looked up as the config's registry would) takes the argument ``key``."""
+    from mmengine.registry import MODELS, init_default_scope
     import mmmixer.models  # noqa: F401
     scope = cfg.get('default_scope', 'mmpretrain')
     init_default_scope(scope)
     node = cfg.model.get('backbone', cfg.model)
-    with DefaultScope.overwrite_default_scope(scope):
-        cls = MODELS.get(node['type']) if isinstance(node['type'], str) else node['type']
-    if cls is None:
-        return False
-    params = inspect.signature(cls.__init__).parameters
-    return key in params
+    if not isinstance(node['type'], str):
+        cls = node['type']
+    else:
+        with MODELS.switch_scope_and_registry(scope) as registry:
+            cls = registry.get(node['type'])
+    return cls is not None and key in inspect.signature(cls.__init__).parameters
 
 
 def load_weights(model: nn.Module, checkpoint: str) -> dict:
@@ -430,18 +431,18 @@ def plot(rows: List[dict], maps: Dict[Tuple[int, int], np.ndarray], columns: Lis
             if (c, stage) not in maps:
                 ax.axis('off')
                 continue
-            image = ax.imshow(log_scaled(maps[(c, stage)]), cmap='RdYlGn', vmin=0, vmax=1, interpolation='nearest')
+            image = ax.imshow(log_scaled(maps[(c, stage)]), cmap='viridis', vmin=0, vmax=1, interpolation='nearest')
             row = next(x for x in rows if x['column'] == c and x['stage'] == stage)
             ratio = row['area_ratio']['0.99']
             title = f'{label}\nstage {stage}' if r == 0 else f'stage {stage}'
-            ax.set_title(title, fontsize=7)
+            ax.set_title(title, fontsize=6)
             if ratio is not None:
                 ax.set_xlabel(f'area ratio t=0.99: {100 * ratio:.1f}%', fontsize=6)
     if image is not None:
         fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.8, label='log10(contribution + 1), rescaled')
     paths = [prefix + '.png', prefix + '.pdf']
     for path in paths:
-        fig.savefig(path, dpi=90)
+        fig.savefig(path, dpi=90, bbox_inches='tight')
     plt.close(fig)
     return paths
 
@@ -557,6 +558,7 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
+    warnings.filterwarnings('ignore', message='pkg_resources is deprecated')  # printed by imports of the stack
     if args.threads:
         torch.set_num_threads(args.threads)
     prefix = args.out or osp.join('work_dirs', 'erf', f'{datetime.datetime.now():%Y%m%d-%H%M%S}', 'erf')
