@@ -45,7 +45,7 @@ class ConvStack(nn.Module):
 def test_conv_stack_erf_is_its_theoretical_receptive_field(erf, k, depth):
     size, side = 33, depth * (k - 1) + 1
     images = [torch.rand(3, size, size) + 0.1 for _ in range(2)]
-    (mean_map, ), used = erf.compute_erf(ConvStack(k, depth), images, [0])
+    (mean_map, ), used, _ = erf.compute_erf(ConvStack(k, depth), images, [0])
     assert used == 2 and mean_map.shape == (size, size)
     lo = size // 2 - side // 2
     expected = np.zeros((size, size), bool)
@@ -57,7 +57,7 @@ def test_conv_stack_erf_is_its_theoretical_receptive_field(erf, k, depth):
 
 def test_area_ratio_of_a_uniform_square(erf):
     # one 5x5 all-ones convolution: a uniform 5x5 contribution; centred squares 1, 3, 5 hold 1/25, 9/25, 25/25
-    (mean_map, ), _ = erf.compute_erf(ConvStack(5, 1), [torch.rand(3, 21, 21) + 0.1], [0])
+    (mean_map, ), _, _ = erf.compute_erf(ConvStack(5, 1), [torch.rand(3, 21, 21) + 0.1], [0])
     score = erf.log_scaled(mean_map)
     assert score.max() == 1.0
     sides = {t: erf.area_ratio(score, t) for t in erf.THRESHOLDS}
@@ -65,6 +65,17 @@ def test_area_ratio_of_a_uniform_square(erf):
     assert erf.area_ratio(np.zeros((4, 4)), 0.5) == (None, None)
     with pytest.raises(ValueError, match=r'threshold t must be in \(0, 1\]'):
         erf.area_ratio(score, 0)
+
+
+def test_squares_centred_on_the_traced_position(erf):
+    # odd maps: the input centre; even maps: the centre of the position (h // 2, w // 2), half a stride further
+    assert erf.position_centre((7, 7), (224, 224)) == (112, 112)
+    assert erf.position_centre((14, 14), (224, 224)) == (120, 120)
+    assert erf.position_centre((2, 3), (32, 48)) == (24, 24)
+    score = np.zeros((8, 8))
+    score[5, 5] = 1.
+    assert erf.area_ratio(score, 1.0, (5, 5)) == (1, 1 / 64)
+    assert erf.area_ratio(score, 1.0) == (3, 9 / 64)  # centred on (4, 4)
 
 
 def _msmlp(**kwargs):
@@ -79,13 +90,14 @@ def _msmlp(**kwargs):
 def test_msmlp_without_shift_and_mixing_has_a_smaller_erf(erf):
     # 96x96 input: the last stage is a 3x3 map; its centre token covers input pixels [32, 64) in both axes
     images = [torch.randn(3, 96, 96) for _ in range(2)]
-    (plain, ), _ = erf.compute_erf(_msmlp(shift_dist=(0, ), mix_size=[[1]] * 4), images, [0])
-    (default, ), _ = erf.compute_erf(_msmlp(), images, [0])
+    (plain, ), _, _ = erf.compute_erf(_msmlp(shift_dist=(0, ), mix_size=[[1]] * 4), images, [0])
+    (default, ), _, sizes = erf.compute_erf(_msmlp(), images, [0])
     token = np.zeros((96, 96), bool)
     token[32:64, 32:64] = True
     # without shifts and with 1x1 mixing the token mixer is per position: only the token's own patch contributes
     assert plain[token].sum() > 0 and not plain[~token].any()
     assert (default[~token] > 0).sum() > 1000  # the shifts reach the neighbouring tokens
+    assert sizes == [(3, 3)]
     ratios = [erf.area_ratio(erf.log_scaled(m), 0.99)[1] for m in (plain, default)]
     assert ratios[0] < ratios[1]
 
@@ -113,6 +125,8 @@ def test_tool_on_a_nano_config(erf, tmp_path):
         assert r['images_used'] == 3
         ratios = [r['area_ratio'][str(t)] for t in erf.THRESHOLDS]
         assert all(0 < a <= 1 for a in ratios) and ratios == sorted(ratios)
+    assert [r['out_size'] for r in rows[:4]] == [[16, 16], [8, 8], [4, 4], [2, 2]]
+    assert [r['centre'] for r in rows[:4]] == [[34, 34], [36, 36], [40, 40], [48, 48]]
     # deeper stages reach further
     assert rows[0]['area_ratio']['0.5'] < rows[3]['area_ratio']['0.5']
     maps = np.load(prefix + '.npz')

@@ -17,8 +17,11 @@ repository DingXiaoH/RepLKNet-pytorch, ``erf/``): for each image, the backbone r
 over channels, is differentiated with respect to the input; the positive part of that gradient, summed over the
 three input channels, is the image's contribution map; the maps are averaged over the images. For display and for
 the area ratios the mean map ``m`` is log-scaled and rescaled to [0, 1]: ``s = log10(m + 1) / max(log10(m + 1))``.
-The *high-contribution area ratio* for a threshold t is the area of the smallest square centred on the input centre
-whose scores hold at least a fraction t of the total score, divided by the input area (t = 0.2, 0.3, 0.5, 0.99).
+The *high-contribution area ratio* for a threshold t is the area of the smallest square centred on the traced
+position whose scores hold at least a fraction t of the total score, divided by the input area (t = 0.2, 0.3, 0.5,
+0.99). RepLKNet centres the squares on the input centre; here they are centred on the input pixel at the centre of the
+traced output position (:func:`position_centre`), which is the same for odd map sizes and avoids a bias of half a
+stride for even ones (e.g. a 2x2 map, whose centre position covers the bottom-right quarter).
 
 Images: scikit-learn's two sample photographs (``sklearn.datasets.load_sample_images``), or the images found under
 ``--image-dir`` (recursively; ``--images`` of them, evenly spaced over the sorted paths); flips and seeded random
@@ -78,8 +81,9 @@ def _benchmark():
 # ---------------------------------------------------------------------------------------------------------------
 # the measure
 # ---------------------------------------------------------------------------------------------------------------
-def contribution_maps(backbone: nn.Module, image: torch.Tensor, positions: Sequence[int]) -> List[np.ndarray]:
-    """One image's contribution map for each returned stage in ``positions``.
+def contribution_maps(backbone: nn.Module, image: torch.Tensor,
+                      positions: Sequence[int]) -> Tuple[List[np.ndarray], List[Tuple[int, int]]]:
+    """One image's contribution map for each returned stage in ``positions``, and the stages' map sizes.
 
     Args:
         backbone (nn.Module): returns a tensor or a tuple of (1, C_i, H_i, W_i) maps for a (1, 3, H, W) input.
@@ -87,8 +91,9 @@ def contribution_maps(backbone: nn.Module, image: torch.Tensor, positions: Seque
         positions (Sequence[int]): indices into the backbone's returned tuple.
 
     Returns:
-        list[np.ndarray]: per position, the (H, W) float64 map ``relu(d relu(y_c).sum() / d x).sum(channels)``
-        with ``y_c`` the output at the centre position (h // 2, w // 2) (RepLKNet, arXiv 2203.06717).
+        tuple: (per position the (H, W) float64 map ``relu(d relu(y_c).sum() / d x).sum(channels)`` with ``y_c``
+        the output at the centre position (h // 2, w // 2) (RepLKNet, arXiv 2203.06717); per position the output
+        map size (h, w)).
 
     Raises:
         ValueError: a returned stage is not a (1, C, h, w) map (e.g. a pooled (1, C) vector).
@@ -96,22 +101,23 @@ def contribution_maps(backbone: nn.Module, image: torch.Tensor, positions: Seque
     x = (image if image.dim() == 4 else image[None]).detach().clone().requires_grad_(True)
     outs = backbone(x)
     outs = (outs, ) if torch.is_tensor(outs) else tuple(outs)
-    maps = []
+    maps, sizes = [], []
     for k, pos in enumerate(positions):
         out = outs[pos]
         if out.dim() != 4:
             raise ValueError(f'erf: the backbone returned a {tuple(out.shape)} tensor for output {pos}; the ERF needs '
                              '(B, C, H, W) maps (a pooled output cannot be traced to a position).')
         h, w = out.shape[-2:]
+        sizes.append((int(h), int(w)))
         centre = F.relu(out[:, :, h // 2, w // 2]).sum()
         grad, = torch.autograd.grad(centre, x, retain_graph=k < len(positions) - 1, allow_unused=True)
         grad = torch.zeros_like(x) if grad is None else grad
         maps.append(F.relu(grad).sum(dim=(0, 1)).double().numpy())
-    return maps
+    return maps, sizes
 
 
 def compute_erf(backbone: nn.Module, images: Iterable[torch.Tensor], positions: Sequence[int],
-                progress=None) -> Tuple[List[np.ndarray], int]:
+                progress=None) -> Tuple[List[np.ndarray], int, List[Tuple[int, int]]]:
     """Mean contribution maps over ``images`` (see :func:`contribution_maps`); images whose map is not finite
     are skipped (as RepLKNet's script does).
 
@@ -122,15 +128,16 @@ def compute_erf(backbone: nn.Module, images: Iterable[torch.Tensor], positions: 
         progress: an object with ``update()`` (e.g. mmengine's ``ProgressBar``) called once per image, or None.
 
     Returns:
-        tuple: (list of (H, W) mean maps, one per position; the number of images used).
+        tuple: (list of (H, W) mean maps, one per position; the number of images used; the output map size
+        (h, w) per position).
 
     Raises:
         ValueError: no image gave a finite map.
     """
     backbone.eval()
-    sums, used = None, 0
+    sums, used, sizes = None, 0, []
     for image in images:
-        maps = contribution_maps(backbone, image, positions)
+        maps, sizes = contribution_maps(backbone, image, positions)
         if all(np.isfinite(m).all() for m in maps):
             sums = maps if sums is None else [s + m for s, m in zip(sums, maps)]
             used += 1
@@ -138,7 +145,7 @@ def compute_erf(backbone: nn.Module, images: Iterable[torch.Tensor], positions: 
             progress.update()
     if not used:
         raise ValueError('erf: no image gave a finite gradient map (NaN/inf everywhere).')
-    return [s / used for s in sums], used
+    return [s / used for s in sums], used, sizes
 
 
 def log_scaled(mean_map: np.ndarray) -> np.ndarray:
@@ -148,15 +155,25 @@ def log_scaled(mean_map: np.ndarray) -> np.ndarray:
     return score / top if top > 0 else score
 
 
-def area_ratio(score: np.ndarray, t: float) -> Tuple[Optional[int], Optional[float]]:
+def position_centre(out_size: Tuple[int, int], in_size: Tuple[int, int]) -> Tuple[int, int]:
+    """The input pixel at the centre of the output position (h // 2, w // 2) of an (h, w) map computed from an
+    (H, W) input: ``floor((h // 2 + 0.5) * H / h)`` per axis. It is the input centre (H // 2, W // 2) when h and w are
+    odd; for even maps the centre position lies half a stride down and right of it."""
+    return tuple(int((o // 2 + 0.5) * i / o) for o, i in zip(out_size, in_size))
+
+
+def area_ratio(score: np.ndarray, t: float,
+               centre: Optional[Tuple[int, int]] = None) -> Tuple[Optional[int], Optional[float]]:
     """The high-contribution area ratio of a score map for the threshold ``t``.
 
     Args:
         score (np.ndarray): (H, W) non-negative scores (e.g. :func:`log_scaled`).
         t (float): fraction of the total score, in (0, 1].
+        centre (tuple[int, int], optional): (y, x) centre of the squares. Default None: (H // 2, W // 2), as
+            RepLKNet; :func:`run` passes :func:`position_centre` of the traced output position.
 
     Returns:
-        tuple: (side, ratio): the side of the smallest square centred on (H // 2, W // 2) whose scores sum to at
+        tuple: (side, ratio): the side of the smallest square centred on ``centre`` whose scores sum to at
         least ``t`` times the total (clipped to the map, so a side may exceed the map near its border), and that
         square's clipped area divided by H * W. (None, None) for an all-zero map.
 
@@ -172,7 +189,7 @@ def area_ratio(score: np.ndarray, t: float) -> Tuple[Optional[int], Optional[flo
         return None, None
     # sums over centred squares of half-side r from a 2-D prefix sum
     cum = np.pad(score.cumsum(0).cumsum(1), ((1, 0), (1, 0)))
-    cy, cx = h // 2, w // 2
+    cy, cx = (h // 2, w // 2) if centre is None else centre
     for r in range(max(h, w)):
         y0, y1, x0, x1 = max(cy - r, 0), min(cy + r + 1, h), max(cx - r, 0), min(cx + r + 1, w)
         inside = cum[y1, x1] - cum[y0, x1] - cum[y1, x0] + cum[y0, x0]
@@ -514,12 +531,13 @@ def run(models: Sequence[str], stage: str = 'last', images: int = 8, image_dir: 
         weights = 'random init' if ckpt is None else osp.basename(ckpt)
         label = bench.label_of(spec)
         columns.append(label if len(pairs) == len({p[0] for p in pairs}) else f'{label}\n({weights})')
-        mean_maps, used = compute_erf(backbone, tensors, list(range(len(indices))), bar)
-        for stage_index, m in zip(indices, mean_maps):
+        mean_maps, used, out_sizes = compute_erf(backbone, tensors, list(range(len(indices))), bar)
+        for stage_index, m, out_size in zip(indices, mean_maps, out_sizes):
             score = log_scaled(m)
-            sides = {str(t): area_ratio(score, t) for t in THRESHOLDS}
+            centre = position_centre(out_size, size)
+            sides = {str(t): area_ratio(score, t, centre) for t in THRESHOLDS}
             rows.append(dict(column=c, label=label, spec=spec, checkpoint=ckpt, weights=weights, stage=stage_index,
-                             images_used=used, area_ratio={t: v[1] for t, v in sides.items()},
+                             images_used=used, out_size=list(out_size), centre=list(centre), area_ratio={t: v[1] for t, v in sides.items()},
                              side={t: v[0] for t, v in sides.items()}, load=report))
             maps[(c, stage_index)] = m
             if stage_index not in all_stages:
