@@ -57,6 +57,23 @@ def test_modes_sizes_and_achieved_rate(tool, tmp_path):
     assert tool.plot(got, str(tmp_path / 'p.png')) == [str(tmp_path / 'p.png')]
 
 
+def test_scaling_exponent_and_plot(tool, tmp_path):
+    # time proportional to pixels**0.5 for 'a', to pixels for 'b'; 'c' has one size and no curve
+    rows = [dict(label=n, size=[s, s], params=1e6, flops=1e9, infer_ips=1e3 / t)
+            for n, e in (('a', 0.5), ('b', 1.0)) for s in (100, 200, 400) for t in [(s * s / 1e4) ** e]]
+    rows.append(dict(label='c', size=[100, 100], params=1e6, flops=1e9, infer_ips=1.))
+    path = tmp_path / 'scaling.json'
+    path.write_text(json.dumps(dict(rows=rows)))
+    got = tool.scaling_exponents(tool.load_rows([str(path)]))
+    assert sorted(got) == [('a', 'eager'), ('b', 'eager')]
+    assert got[('a', 'eager')][1] == pytest.approx(0.5) and got[('b', 'eager')][1] == pytest.approx(1.0)
+    assert got[('b', 'eager')][0] == [(0.01, pytest.approx(1.)), (0.04, pytest.approx(4.)), (0.16, pytest.approx(16.))]
+    tool.main([str(path), '--out', str(tmp_path / 'p.png'), '--scaling', str(tmp_path / 's.png')])
+    assert osp.getsize(str(tmp_path / 's.png')) > 0
+    with pytest.raises(ValueError, match='--scaling needs models timed at two or more sizes'):
+        tool.scaling_exponents(tool.load_rows([str(path)])[-1:])
+
+
 def test_bad_input(tool, tmp_path):
     complexity_only = tmp_path / 'c.json'
     complexity_only.write_text(json.dumps(dict(rows=[dict(label='a', params=1, flops=1, infer_ips=None)])))

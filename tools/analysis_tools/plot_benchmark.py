@@ -1,13 +1,17 @@
 """Plots of ``benchmark.py --json`` results: inference throughput against FLOPs and parameters, and the achieved
 GFLOP/s of each model (eager and ``torch.compile`` side by side when the JSON has compiled rows).
 
-    python tools/analysis_tools/plot_benchmark.py BENCH.json [BENCH.json ...] --out PNG
+    python tools/analysis_tools/plot_benchmark.py BENCH.json [BENCH.json ...] --out PNG [--scaling PNG]
 
 Reads the ``rows`` of each JSON (keys ``label``, ``params``, ``flops`` (multiply-adds per image), ``infer_ips``, and
 optionally ``size``, ``mode`` (e.g. 'eager fp32', 'compiled bf16'), ``compiled`` (absent = eager) and
 ``infer_gflops``) and writes one figure with three panels: (a) inference images/s against GFLOPs per image, (b) the
 same against millions of parameters (labelled points, one marker per mode), (c) achieved GFLOP/s = FLOPs per image x
 images/s / 1e9 (``infer_gflops`` where the row has it), one bar per model and mode. The PNG goes to ``--out``; a PDF beside it with ``--pdf``.
+
+``--scaling PNG`` (for a JSON timed at several ``--size`` values): milliseconds per image against megapixels per
+image, one line per model and mode on log-log axes, with the dashed line of exactly linear cost through the smallest
+size and the fitted exponent of time against pixels (1 = linear) in the legend.
 """
 import argparse
 import json
@@ -16,10 +20,10 @@ import os.path as osp
 from typing import List, Sequence
 
 
-def load_rows(paths: Sequence[str]) -> List[dict]:
+def load_rows(paths: Sequence[str], short: bool = False) -> List[dict]:
     """The timed rows of one or more benchmark JSON files, each with ``name`` (label, plus the size when the files
     hold several sizes), ``mode`` (the row's ``mode``, else 'compiled' / 'eager' from ``compiled``) and
-    ``gflops_per_s``.
+    ``gflops_per_s``. ``short=True`` drops the `` key=value`` override suffixes ``benchmark.py`` adds to labels.
 
     Raises:
         ValueError: a file that is not benchmark JSON, or no row with both ``flops`` and ``infer_ips`` (e.g. a
@@ -35,6 +39,9 @@ def load_rows(paths: Sequence[str]) -> List[dict]:
             raise ValueError(f'plot_benchmark: {path} is not a benchmark.py --json file ({type(err).__name__}: '
                              f'{err}).') from None
     timed = [dict(r) for r in rows if r.get('flops') and r.get('infer_ips')]
+    if short:
+        for r in timed:
+            r['label'] = ' '.join(w for w in r['label'].split(' ') if '=' not in w)
     if not timed:
         raise ValueError('plot_benchmark: no row has both flops and infer_ips; run benchmark.py with timing (not '
                          '--complexity-only) and --json.')
@@ -89,18 +96,79 @@ def plot(rows: List[dict], out: str, pdf: bool = False, title: str = '') -> List
     return paths
 
 
+def scaling_exponents(rows: List[dict]) -> dict:
+    """(label, mode) -> (sorted [(megapixels, ms per image)], exponent of a least-squares fit of log(ms) on log(px))
+    for every model and mode timed at two or more sizes.
+
+    Raises:
+        ValueError: no model has two sizes with a ``size`` entry.
+    """
+    import numpy as np
+    curves = {}
+    for r in rows:
+        if r.get('size'):
+            curves.setdefault((r['label'], r['mode']), {})[r['size'][0] * r['size'][1] / 1e6] = 1e3 / r['infer_ips']
+    out = {}
+    for key, points in curves.items():
+        if len(points) >= 2:
+            pts = sorted(points.items())
+            x, y = np.log([p for p, _ in pts]), np.log([t for _, t in pts])
+            out[key] = (pts, float(np.polyfit(x, y, 1)[0]))
+    if not out:
+        raise ValueError('plot_benchmark: --scaling needs models timed at two or more sizes (benchmark.py --size 224 '
+                         '448 800x1333 ...).')
+    return out
+
+
+def plot_scaling(rows: List[dict], out: str, title: str = '') -> List[str]:
+    """ms per image against megapixels (log-log) per model, with the linear-cost line from the smallest size."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    curves = scaling_exponents(rows)
+    fig, ax = plt.subplots(figsize=(7.5, 5))
+    for i, ((label, mode), (pts, exponent)) in enumerate(curves.items()):
+        color = f'C{i % 10}'
+        px, ms = [p for p, _ in pts], [t for _, t in pts]
+        modes = {m for _, m in curves}
+        ax.plot(px, ms, 'o-', color=color, label=f'{label}{f" ({mode})" if len(modes) > 1 else ""}: '
+                f'exponent {exponent:.2f}')
+        ax.plot(px, [ms[0] * p / px[0] for p in px], '--', color=color, alpha=0.5, linewidth=1)
+    ax.set_xscale('log')
+    ax.set_yscale('log')
+    ax.set_xlabel('input megapixels per image')
+    ax.set_ylabel('ms per image (inference)')
+    ax.grid(alpha=0.3, which='both')
+    ax.legend(fontsize=7, title='dashed: linear cost from the smallest size', title_fontsize=7)
+    if title:
+        ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
+    fig.savefig(out, dpi=80)
+    plt.close(fig)
+    return [out]
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('json', nargs='+', help='benchmark.py --json files')
     p.add_argument('--out', required=True, help='output PNG')
     p.add_argument('--pdf', action='store_true', help='also write a PDF beside the PNG')
     p.add_argument('--title', default='', help='figure title')
+    p.add_argument('--short', action='store_true', help='drop the key=value override suffixes from the labels')
+    p.add_argument('--scaling', default=None, metavar='PNG', help='also plot ms per image against megapixels')
     args = p.parse_args(argv)
     try:
-        rows = load_rows(args.json)
+        rows = load_rows(args.json, args.short)
+        scaling = scaling_exponents(rows) if args.scaling else {}
     except ValueError as err:
         raise SystemExit(str(err)) from None
     paths = plot(rows, args.out, args.pdf, args.title)
+    if args.scaling:
+        paths += plot_scaling(rows, args.scaling, args.title)
+        for (label, mode), (pts, exponent) in scaling.items():
+            print(f'{label} ({mode}): ' + ', '.join(f'{p:.3f} Mpx {t:.1f} ms' for p, t in pts)
+                  + f'; exponent {exponent:.2f}')
     for r in rows:
         print(f'{r["name"]} ({r["mode"]}): {r["flops"] / 1e9:.3f} GFLOPs, '
               f'{r["params"] / 1e6:.2f} M params, {r["infer_ips"]:.1f} img/s, {r["gflops_per_s"]:.1f} GFLOP/s')
