@@ -55,6 +55,9 @@ def test_modes_sizes_and_achieved_rate(tool, tmp_path):
     assert [(r['name'], r['mode'], r['gflops_per_s']) for r in got] == [
         ('a @224x224', 'eager', 10.), ('a @224x224', 'compiled', 20.), ('b @256x256', 'eager bf16', 11.)]
     assert tool.plot(got, str(tmp_path / 'p.png')) == [str(tmp_path / 'p.png')]
+    rows[0]['label'] = 'a out_indices=[0, 1, 2, 3] gap_before_final_norm=False'  # as benchmark.label_of writes it
+    path.write_text(json.dumps(dict(rows=rows)))
+    assert [r['name'] for r in tool.load_rows([str(path)], short=True)][:2] == ['a @224x224'] * 2
 
 
 def test_scaling_exponent_and_plot(tool, tmp_path):

@@ -17,6 +17,7 @@ import argparse
 import json
 import os
 import os.path as osp
+import re
 from typing import List, Sequence
 
 
@@ -41,7 +42,7 @@ def load_rows(paths: Sequence[str], short: bool = False) -> List[dict]:
     timed = [dict(r) for r in rows if r.get('flops') and r.get('infer_ips')]
     if short:
         for r in timed:
-            r['label'] = ' '.join(w for w in r['label'].split(' ') if '=' not in w)
+            r['label'] = re.split(r' [\w.]+=', r['label'])[0]
     if not timed:
         raise ValueError('plot_benchmark: no row has both flops and infer_ips; run benchmark.py with timing (not '
                          '--complexity-only) and --json.')
