@@ -469,8 +469,8 @@ def format_table(result: dict, command: Optional[str] = None) -> str:
     s = result['settings']
     lines = [f'Command: `{command}`', ''] if command else []
     lines.append(f'Input {s["size"][0]}x{s["size"][1]}, {s["images"]} images ({s["image_source"]}), torch seed '
-                 f'{s["seed"]}; high-contribution area ratio = smallest centred square holding a fraction t of the '
-                 'log-scaled contribution, in % of the input area.')
+                 f'{s["seed"]}; high-contribution area ratio = smallest square centred on the traced position holding a '
+                 'fraction t of the log-scaled contribution, in % of the input area.')
     cols = ['model', 'weights', 'stage'] + [f't={t}' for t in THRESHOLDS]
     lines += ['', '| ' + ' | '.join(cols) + ' |', '|' + '---|' * len(cols)]
     for r in result['rows']:
@@ -537,7 +537,8 @@ def run(models: Sequence[str], stage: str = 'last', images: int = 8, image_dir: 
             centre = position_centre(out_size, size)
             sides = {str(t): area_ratio(score, t, centre) for t in THRESHOLDS}
             rows.append(dict(column=c, label=label, spec=spec, checkpoint=ckpt, weights=weights, stage=stage_index,
-                             images_used=used, out_size=list(out_size), centre=list(centre), area_ratio={t: v[1] for t, v in sides.items()},
+                             images_used=used, out_size=list(out_size), centre=list(centre),
+                             area_ratio={t: v[1] for t, v in sides.items()},
                              side={t: v[0] for t, v in sides.items()}, load=report))
             maps[(c, stage_index)] = m
             if stage_index not in all_stages:

@@ -7,7 +7,8 @@ Reads the ``rows`` of each JSON (keys ``label``, ``params``, ``flops`` (multiply
 optionally ``size``, ``mode`` (e.g. 'eager fp32', 'compiled bf16'), ``compiled`` (absent = eager) and
 ``infer_gflops``) and writes one figure with three panels: (a) inference images/s against GFLOPs per image, (b) the
 same against millions of parameters (labelled points, one marker per mode), (c) achieved GFLOP/s = FLOPs per image x
-images/s / 1e9 (``infer_gflops`` where the row has it), one bar per model and mode. The PNG goes to ``--out``; a PDF beside it with ``--pdf``.
+images/s / 1e9 (``infer_gflops`` where the row has it), one bar per model and mode. The PNG goes to ``--out``; a PDF
+beside it with ``--pdf``.
 
 ``--scaling PNG`` (for a JSON timed at several ``--size`` values): milliseconds per image against megapixels per
 image, one line per model and mode on log-log axes, with the dashed line of exactly linear cost through the smallest
