@@ -386,18 +386,28 @@ def build_backbone(spec: str, stages: Optional[Tuple[int, ...]], checkpoint: Opt
 
     Raises:
         ValueError: config not found / without ``model``, a stage the backbone does not have, a checkpoint that
-            does not match.
+            does not match, an ``init_cfg`` checkpoint that cannot be read (e.g. a URL without network).
     """
     bench = _benchmark()
     cfg = bench.load_config(spec)
     prefix = 'model.backbone' if 'backbone' in cfg.model else 'model'
-    # an int or a list: some backbones rewrite negative entries of out_indices in place (a tuple would fail)
-    extra = f'::{prefix}.out_indices={list(stages) if stages else -1}'
+    if stages:
+        # a list, not a tuple: some backbones rewrite negative entries of out_indices in place
+        extra = f'::{prefix}.out_indices={list(stages)}'
+    else:  # the last stage: the config's own last non-negative index (not every backbone accepts -1), else -1
+        node = cfg.model.get('backbone', cfg.model)
+        own = node.get('out_indices', -1)
+        own = [own] if isinstance(own, int) else list(own)
+        extra = f'::{prefix}.out_indices={[max(own)] if own and min(own) >= 0 else -1}'
     if _accepts(cfg, 'gap_before_final_norm'):
         extra += f'::{prefix}.gap_before_final_norm=False'
     torch.manual_seed(seed)
     try:
         model, _ = bench.build_model(spec + extra)
+    except OSError as err:  # e.g. urllib's URLError: init_cfg=Pretrained with a URL and no network
+        raise ValueError(f'erf: building {spec} loads weights named by its init_cfg and failed ({err}); for random '
+                         f'init add ::{prefix}.init_cfg=None to the MODEL (and, for those weights, give the downloaded '
+                         'file as CHECKPOINT after it).') from None
     except (AssertionError, IndexError, ValueError) as err:
         if isinstance(err, (AssertionError, IndexError)) or 'out_indices' in str(err):
             raise ValueError(f'erf: {spec} could not return stages {stages} ({type(err).__name__}: {err}); '
