@@ -1,0 +1,122 @@
+"""mmengine's training switches with our configs, a few iterations each on the CPU: ``compile`` in the config,
+``--amp``, ``with_cp``.
+
+Every run is the digits demo config (``msmlp-nano_1xb64-40e_digits.py``: real 32x32 digit scans, MS-MLP with 1M
+parameters, AdamW, LabelSmoothLoss) on 32 training images, batch 8, 2 epochs (8 iterations), no validation, with
+drop path 0 and no random crop offsets, so that runs differ only in the switch under test. Each run is compared with
+the plain run: the weights after the 8 AdamW steps are the end of the whole chain (forward, loss, backward,
+gradient clipping, optimizer).
+"""
+import pytest
+import torch
+from mmengine.runner import Runner
+
+from helpers_mmmixer import short_digits_cfg
+
+ITERS = 8  # 32 images, batch 8, 2 epochs
+
+
+@pytest.fixture(scope='module')
+def digits_root(tmp_path_factory):
+    from mmmixer.datasets import make_digits_folder
+    root = str(tmp_path_factory.mktemp('digits'))
+    make_digits_folder(root, size=32)
+    return root
+
+
+def _cfg(root, work_dir, name, extra_args=()):
+    return short_digits_cfg(root, work_dir, name, extra_args, images=32, batch=8, epochs=2)
+
+
+def _train(cfg, before_train=None):
+    runner = Runner.from_cfg(cfg)
+    if before_train is not None:
+        before_train(runner)
+    runner.train()
+    assert runner.iter == ITERS
+    losses = runner.message_hub.get_scalar('train/loss').data[0]
+    state = {k: v.detach().clone() for k, v in runner.model.state_dict().items()}
+    return runner, losses, state
+
+
+def _max_diff(a, b):
+    assert a.keys() == b.keys()
+    return max((a[k].float() - b[k].float()).abs().max().item() for k in a)
+
+
+@pytest.fixture(scope='module')
+def plain_run(digits_root, tmp_path_factory):
+    """The reference: no switch."""
+    work = tmp_path_factory.mktemp('plain')
+    _, losses, state = _train(_cfg(digits_root, work, 'plain'))
+    assert len(losses) == ITERS and all(torch.isfinite(torch.as_tensor(losses)))
+    return losses, state
+
+
+def test_with_cp_trains_to_the_same_weights(digits_root, plain_run, tmp_path):
+    cfg = _cfg(digits_root, tmp_path, 'with_cp')
+    cfg.model.backbone.with_cp = True
+
+    def check(runner):
+        blocks = [b for s in runner.model.backbone.stages for b in s.blocks]
+        assert blocks and all(b.with_cp for b in blocks)
+
+    _, losses, state = _train(cfg, check)
+    diff = _max_diff(state, plain_run[1])
+    print(f'with_cp vs plain after {ITERS} iterations: max abs weight difference {diff:.3g}')
+    assert diff <= 1e-6  # recomputation repeats the same float32 operations
+    assert max(abs(a - b) for a, b in zip(losses, plain_run[0])) <= 1e-6
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason='checks the CPU path of --amp (fp16 AmpOptimWrapper on CUDA)')
+def test_amp_flag_trains_in_bfloat16(digits_root, plain_run, tmp_path):
+    """``tools/train.py --amp`` on a CPU: mmmixer.AutocastOptimWrapper, bfloat16 forward, float32 master weights."""
+    cfg = _cfg(digits_root, tmp_path, 'amp', ['--amp'])
+    assert cfg.optim_wrapper.type == 'mmmixer.AutocastOptimWrapper'
+    dtypes = []
+
+    def hook(runner):
+        assert type(runner.optim_wrapper).__name__ == 'AutocastOptimWrapper'
+        runner.model.head.fc.register_forward_hook(lambda m, i, o: dtypes.append(o.dtype))
+
+    runner, losses, state = _train(cfg, hook)
+    assert dtypes == [torch.bfloat16] * ITERS
+    assert all(v.dtype == plain_run[1][k].dtype for k, v in state.items())  # float32 weights
+    assert all(torch.isfinite(v).all() for v in state.values())
+    diff = _max_diff(state, plain_run[1])
+    print(f'--amp (bf16) vs fp32 after {ITERS} iterations: max abs weight difference {diff:.3g}, losses '
+          f'{[round(x, 4) for x in losses]} vs {[round(x, 4) for x in plain_run[0]]}')
+    assert 0 < diff < 1e-2  # bf16 rounding, not a different training
+    assert max(abs(a - b) for a, b in zip(losses, plain_run[0])) < 0.05
+
+
+def test_compile_in_config(digits_root, plain_run, tmp_path):
+    """``compile=dict(backend='aot_eager')`` in the config: mmengine's Runner compiles ``model.train_step``.
+
+    ``aot_eager`` runs dynamo's capture and AOTAutograd's forward/backward split, as ``compile=True`` (inductor)
+    does, but executes the graphs with eager kernels instead of generating C++/Triton code: inductor's code
+    generation costs minutes on a 2-core CPU (the slow test below runs it).
+    """
+    from torch._dynamo.testing import CompileCounterWithBackend
+    torch._dynamo.reset()
+    cfg = _cfg(digits_root, tmp_path, 'compiled')
+    cfg.compile = dict(backend=CompileCounterWithBackend('aot_eager'))
+    runner, losses, state = _train(cfg)
+    counter = runner.cfg.compile['backend']  # the Runner's own copy of the config
+    print(f'compiled train_step: {counter.frame_count} graph(s), {counter.op_count} ops')
+    assert counter.frame_count >= 1 and counter.op_count > 100  # the model's forward went through dynamo
+    diff = _max_diff(state, plain_run[1])
+    print(f'compiled vs eager after {ITERS} iterations: max abs weight difference {diff:.3g}')
+    assert diff <= 1e-5
+    torch._dynamo.reset()
+
+
+@pytest.mark.slow
+def test_compile_true_in_config(digits_root, plain_run, tmp_path):
+    """``compile=True`` (inductor, what a GPU run uses): same weights as eager within 1e-4."""
+    torch._dynamo.reset()
+    cfg = _cfg(digits_root, tmp_path, 'compiled_inductor')
+    cfg.compile = True
+    _, _, state = _train(cfg)
+    assert _max_diff(state, plain_run[1]) <= 1e-4
+    torch._dynamo.reset()
