@@ -146,7 +146,8 @@ def short_digits_cfg(root, work_dir, name, extra_args=(), images=32, batch=8, ep
         'train_dataloader.batch_size': batch, 'train_dataloader.num_workers': 0,
         'train_dataloader.persistent_workers': False,
         'train_dataloader.dataset.pipeline.1.padding': 0, 'model.backbone.drop_path_rate': 0.,
-        'train_cfg.max_epochs': epochs, 'param_scheduler.1.end': epochs, 'default_hooks.logger.interval': 1,
+        'train_cfg.max_epochs': epochs, 'param_scheduler.0.end': 1, 'param_scheduler.1.begin': 1,
+        'param_scheduler.1.end': epochs, 'default_hooks.logger.interval': 1,
         'default_hooks.checkpoint.interval': 100, 'default_hooks.checkpoint.save_best': None,
         'randomness.seed': 0, 'randomness.deterministic': True, 'experiment_name': name,
     })

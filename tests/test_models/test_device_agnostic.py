@@ -23,8 +23,8 @@ from torch.utils._pytree import tree_leaves
 
 from mmmixer.models import MSMLP, PosMLP, StripMLP, SwinMSMLP
 
-ONE_BLOCK = dict(embed_dims=16, depths=[1, 1, 1, 1])
-SWIN_ARCH = dict(embed_dims=16, depths=[1, 1, 1, 1], num_heads=[1, 2, 2, 4])
+ONE_BLOCK = dict(embed_dims=32, depths=[1, 1, 1, 1])
+SWIN_ARCH = dict(embed_dims=32, depths=[1, 1, 1, 1], num_heads=[1, 2, 4, 8])
 DENSE = dict(out_indices=(0, 1, 2, 3), gap_before_final_norm=False)
 CLS = dict(out_indices=(3, ), gap_before_final_norm=True)
 
@@ -34,7 +34,7 @@ FAMILIES = {
     'msmlp-zero': lambda **kw: MSMLP(arch=ONE_BLOCK, shift_mode='zero', **kw),
     'posmlp-gqpe': lambda **kw: PosMLP(arch=ONE_BLOCK, **kw),
     'posmlp-lrpe': lambda **kw: PosMLP(arch=ONE_BLOCK, pos_type='lrpe', **kw),
-    'stripmlp': lambda **kw: StripMLP(arch=ONE_BLOCK, **kw),
+    'stripmlp': lambda **kw: StripMLP(arch=dict(embed_dims=16, depths=[1, 1, 1, 1]), **kw),
     # W-MSA, SW-MSA and MS blocks
     'swin-msmlp': lambda **kw: SwinMSMLP(arch=SWIN_ARCH, block_pattern=['S', 'M', 'W', 'M'], **kw),
 }
@@ -137,7 +137,7 @@ def test_constants_are_buffers(family):
 
 
 # Five dense sizes: square and not, multiples of the total stride 32 and not (97x131: padded at every stride).
-DYNAMIC_SIZES = [(64, 64), (96, 64), (64, 128), (97, 131), (128, 96)]
+DYNAMIC_SIZES = [(97, 131), (64, 96), (130, 100), (128, 160), (200, 150)]
 # family -> most graphs dynamo may compile for the five sizes (measured: see the comment of each).
 MAX_GRAPHS = {
     'msmlp': 1,

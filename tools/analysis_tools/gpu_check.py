@@ -28,7 +28,7 @@ exits with 1 if a check failed (a non-finite value, an error, a relative error a
 ``--update-docs docs/benchmarks.md`` the report replaces the text between ``<!-- benchmark:gpu:begin -->`` and
 ``<!-- benchmark:gpu:end -->``.
 
-``--device cpu --quick`` runs the same code paths on tiny archs (stage widths 16-128, one block per stage), tiny
+``--device cpu --quick`` runs the same code paths on tiny archs (stage widths 32-256, one block per stage), tiny
 inputs (64 px, batch 2; dense 100x133) and fewer repetitions, with ``torch.compile(backend='eager')`` unless
 ``--compile-backend`` says otherwise (dynamo's capture without code generation: inductor needs minutes per model on
 a small CPU); CI runs it.
@@ -76,18 +76,19 @@ REFERENCES = {
     'Swin-T': 'mmpretrain::swin_transformer/swin-tiny_16xb64_in1k.py',
     'ConvNeXt-T': 'mmpretrain::convnext/convnext-tiny_32xb128_in1k.py',
 }
-#: --quick: one block per stage, stage widths 16/32/64/128 (the head follows: 128 input channels)
-_TINY = "::model.head.in_channels=128::model.backbone.arch={'embed_dims': 16, 'depths': [1, 1, 1, 1]%s}"
+#: --quick: one block per stage, stage widths 32/64/128/256 (the head follows: 256 input channels); Strip-MLP
+#: 16/32/64/128 (its width must split into strip groups of the 16 px training size)
+_TINY = "::model.head.in_channels=%d::model.backbone.arch={'embed_dims': %d, 'depths': [1, 1, 1, 1]%s}"
 QUICK_OVERRIDES = {
-    'MS-MLP-T': _TINY % '',
-    'PosMLP-T (GQPE)': _TINY % '',
-    'PosMLP-T (LRPE)': _TINY % '',
-    'Strip-MLP-T': (_TINY % '') + '::model.backbone.img_size=64',
-    'Swin-MS-MLP-T': _TINY % ", 'num_heads': [1, 2, 2, 4]",
-    'Swin-T': "::model.head.in_channels=128::model.backbone.arch="
-              "{'embed_dims': 16, 'depths': [1, 1, 1, 1], 'num_heads': [1, 2, 2, 4]}",
-    'ConvNeXt-T': "::model.head.in_channels=128::model.backbone.arch="
-                  "{'depths': [1, 1, 1, 1], 'channels': [16, 32, 64, 128]}",
+    'MS-MLP-T': _TINY % (256, 32, ''),
+    'PosMLP-T (GQPE)': _TINY % (256, 32, ''),
+    'PosMLP-T (LRPE)': _TINY % (256, 32, ''),
+    'Strip-MLP-T': _TINY % (128, 16, '') + '::model.backbone.img_size=64',
+    'Swin-MS-MLP-T': _TINY % (256, 32, ", 'num_heads': [1, 2, 4, 8]"),
+    'Swin-T': "::model.head.in_channels=256::model.backbone.arch="
+              "{'embed_dims': 32, 'depths': [1, 1, 1, 1], 'num_heads': [1, 2, 4, 8]}",
+    'ConvNeXt-T': "::model.head.in_channels=256::model.backbone.arch="
+                  "{'depths': [1, 1, 1, 1], 'channels': [32, 64, 128, 256]}",
 }
 #: relative-error bounds of the logits to fp32 (a failure above them): bf16 keeps 8 significant bits, fp16 11
 REL_BOUND = {'fp16': 0.02, 'bf16': 0.06}
@@ -111,9 +112,20 @@ def install_and_rerun(wheel_dir: str, venv: str, argv: List[str]) -> int:
     if not wheels:
         raise SystemExit(f'gpu_check: --install-from {wheel_dir!r} holds no *.whl; build it with '
                          'tools/analysis_tools/build_gpu_wheelhouse.sh on a machine with network access.')
+    import site
     python = osp.join(venv, 'bin', 'python')
     if not osp.isfile(python):
-        subprocess.run([sys.executable, '-m', 'venv', '--system-site-packages', venv], check=True)
+        result = subprocess.run([sys.executable, '-m', 'venv', '--system-site-packages', venv])
+        if result.returncode:
+            raise SystemExit(f'gpu_check: `{sys.executable} -m venv --system-site-packages {venv}` failed; on Debian '
+                             'install python3-venv, or install the wheels by hand (README, "GPU check").')
+        # run from inside a venv, --system-site-packages reaches the base interpreter's packages only: add this
+        # interpreter's site-packages (where torch is) after the new venv's own
+        parents = [p for p in site.getsitepackages() if osp.isdir(p)]
+        target = subprocess.run([python, '-c', 'import sysconfig; print(sysconfig.get_paths()["purelib"])'],
+                                capture_output=True, text=True, check=True).stdout.strip()
+        with open(osp.join(target, 'mmmixer_gpu_check_parent.pth'), 'w') as f:
+            f.write('\n'.join(parents) + '\n')
     result = subprocess.run([python, '-m', 'pip', 'install', '--no-index', '--no-deps', *wheels])
     if result.returncode:
         raise SystemExit(f'gpu_check: pip install from {wheel_dir} into {venv} failed ({result.returncode}).')
