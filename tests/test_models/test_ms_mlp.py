@@ -208,3 +208,28 @@ def test_get_layer_depth():
     for name, _ in model.named_parameters():
         layer_id, num = model.get_layer_depth(name)
         assert 0 <= layer_id < num
+
+
+def test_token_mix_casts_the_map_once_under_autocast():
+    """Under bfloat16 autocast the whole map is cast once before the groups are split and shifted (the convs would
+    otherwise cast every group twice, once per branch); the result is bit-identical to casting per conv."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    casts = []
+
+    class CountCasts(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            if func is torch.ops.aten._to_copy.default and args[0].dim() == 4 and args[0].shape[0] == 2:
+                casts.append(tuple(args[0].shape))
+            return func(*args, **(kwargs or {}))
+
+    block = MixShiftBlock(20).eval()
+    x = torch.randn(2, 20, 9, 11)
+    with torch.no_grad(), torch.autocast('cpu', dtype=torch.bfloat16):
+        with CountCasts():
+            out = block.token_mix(x)
+        per_conv = torch.cat([
+            block._shift_mix(g, s, lr, 3) + block._shift_mix(g, s, td, 2) for g, s, lr, td in zip(
+                torch.split(x, block.group_channels, 1), block.shift_dist, block.dwconv_lr, block.dwconv_td)], 1)
+    assert casts == [(2, 20, 9, 11)]
+    assert out.dtype == torch.bfloat16 and torch.equal(out, per_conv)

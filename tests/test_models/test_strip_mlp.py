@@ -382,3 +382,23 @@ def test_pointwise_conv_is_conv_of_concatenation():
     ref_grad = torch.autograd.grad(ref.square().sum(), [a2, conv.weight])
     for g, r in zip(grad, ref_grad):
         torch.testing.assert_close(g, r, rtol=1e-4, atol=1e-4)
+
+
+def test_mixers_keep_the_autocast_dtype():
+    """Under bfloat16 autocast the small float32 factors (GRN scale, LSMM weights, CGSMM position maps) take the
+    maps' dtype: a float32 factor would promote the whole map to float32 (an extra pass and a cast back before the
+    next matmul). In float32 the results are unchanged."""
+    from mmmixer.models.layers.strip_mixing import GRN, LSMM
+    torch.manual_seed(0)
+    grn, lsmm, cgsmm = GRN(8), LSMM(8), CGSMM(8, strip_length=6, patches=2)
+    with torch.no_grad():
+        grn.gamma.normal_(), grn.beta.normal_()
+    cgsmm.eval()
+    x = torch.randn(2, 8, 6, 6)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        assert grn(x.permute(0, 2, 3, 1).bfloat16()).dtype == torch.bfloat16
+        assert lsmm(x.bfloat16()).dtype == torch.bfloat16
+        out = cgsmm(x.bfloat16())
+    assert out.dtype == torch.bfloat16 and torch.isfinite(out.float()).all()
+    torch.testing.assert_close(out.float(), cgsmm(x), rtol=0.1, atol=0.1)
+    assert grn(x.permute(0, 2, 3, 1)).dtype == lsmm(x).dtype == torch.float32

@@ -12,6 +12,7 @@ from helpers_mmmixer import REPO
 TOOL = osp.join(REPO, 'tools', 'analysis_tools', 'benchmark.py')
 STRIP = osp.join(REPO, 'configs', 'stripmlp', 'stripmlp-tiny_8xb128_in1k.py')
 MSMLP = osp.join(REPO, 'configs', 'msmlp', 'msmlp-tiny_8xb128_in1k.py')
+POSMLP = osp.join(REPO, 'configs', 'posmlp', 'posmlp-tiny_8xb128_in1k.py')
 TINY_STRIP = STRIP + '::model.backbone.arch={"embed_dims":40,"depths":[1,1,1,1]}::model.head.in_channels=320' \
     '::model.backbone.img_size=32::model.head.num_classes=10'
 TINY_MSMLP = MSMLP + '::model.backbone.arch={"embed_dims":20,"depths":[1,1,1,1]}::model.head.in_channels=160' \
@@ -71,7 +72,8 @@ def test_table_and_json(bench, tmp_path, capsys):
     assert 'old' not in text and text.endswith('<!-- benchmark:t:end -->\noutro\n')
     table = [line for line in text.splitlines() if line.startswith('| ')]
     assert table[0] == ('| model | size | params (M) | FLOPs (G) | inference (img/s) | inference (ms/Mpx) | '
-                        'training step (img/s) | inference ÷ ref | training ÷ ref |')
+                        'inference GFLOP/s | training step (img/s) | training GFLOP/s | inference ÷ ref | '
+                        'training ÷ ref |')
     rows = [[c.strip() for c in line.strip('|').split('|')] for line in table[1:3]]
     assert [r[0] for r in rows] == ['stripmlp-tiny_8xb128_in1k arch={\'embed_dims\': 40, \'depths\': [1, 1, 1, 1]} '
                                     'in_channels=320 img_size=32 num_classes=10',
@@ -89,6 +91,43 @@ def test_table_and_json(bench, tmp_path, capsys):
     model, backbone_type = bench.build_model(TINY_STRIP)
     assert backbone_type == 'StripMLP' and r['params'] == sum(p.numel() for p in model.parameters())
     assert r['flops'] > 0 and 0 < r['profile']['shared_percent'] <= 100
+    assert r['infer_gflops'] == pytest.approx(r['flops'] * r['infer_ips'] / 1e9)
+    assert r['train_gflops'] == pytest.approx(r['flops'] * r['train_ips'] / 1e9)
+    assert r['mode'] == 'eager fp32' and r['compiled'] is False and r['amp'] is None
+
+
+def test_variants_and_per_flop_reference(bench, tmp_path, capsys):
+    """--compile / --amp add rows of the same model (same weights and inputs) with their speed-up over eager fp32
+    and output difference; --per-flop-reference divides achieved FLOP/s within a variant."""
+    raw, out = tmp_path / 'raw.json', tmp_path / 'v.md'
+    bench.main([TINY_MSMLP, '--per-flop-reference', TINY_STRIP, '--compile', '--compile-backend', 'eager',
+                '--amp', 'bf16', *FAST, '--json', str(raw), '--out', str(out)])
+    result = json.loads(raw.read_text())
+    rows = result['rows']
+    assert [(r['label'][:6], r['mode']) for r in rows] == [
+        (m, v) for m in ('msmlp-', 'stripm') for v in ('eager fp32', 'eager bf16', 'compiled fp32', 'compiled bf16')]
+    assert result['machine']['cpu'] and isinstance(result['machine']['cpu_flags'], list)
+    for r in rows:
+        base = next(x for x in rows if x['spec'] == r['spec'] and x['mode'] == 'eager fp32')
+        ref = next(x for x in rows if x['spec'] == TINY_STRIP and x['mode'] == r['mode'])
+        assert r['infer_per_flop'] == pytest.approx(
+            ref['infer_times'][0] / r['infer_times'][0] * r['flops'] / ref['flops'])
+        if r is base:
+            assert r['infer_vs_base'] is None and 'max_abs_diff' not in r
+        else:
+            assert r['infer_vs_base'] == pytest.approx(base['infer_times'][0] / r['infer_times'][0])
+            # the eager backend runs the same graph: identical in fp32; bf16 rounds, within a few percent
+            assert r['max_abs_diff'] == 0. if r['amp'] is None else 0 < r['max_abs_diff'] < 0.5
+        assert ('compile_s' in r) == r['compiled']
+    header = next(line for line in out.read_text().splitlines() if line.startswith('| model'))
+    for col in ('mode', 'inference ÷ ref per FLOP', 'training ÷ ref per FLOP', 'inference ÷ eager fp32',
+                'compile (s)', 'max |Δ output|'):
+        assert f'| {col} |' in header
+    with pytest.raises(ValueError, match="--amp 'fp8': accepted values are bf16, fp16"):
+        bench.run_benchmark([TINY_MSMLP], amp='fp8')
+    if not torch.cuda.is_available():
+        with pytest.raises(SystemExit, match='torch.cuda.is_available'):
+            bench.main([TINY_MSMLP, '--device', 'cuda', *FAST])
 
 
 def test_complexity_only_and_backbone_only(bench, tmp_path, capsys):
@@ -104,3 +143,5 @@ def test_complexity_only_and_backbone_only(bench, tmp_path, capsys):
 def test_official_needs_the_checkout(bench, tmp_path):
     with pytest.raises(SystemExit, match='official model file .* not found'):
         bench.main([TINY_STRIP, '--official', f'stripmlp={tmp_path}', *FAST])
+    with pytest.raises(SystemExit, match='official model file .*posmlp.py not found'):
+        bench.main([POSMLP, '--official', f'posmlp={tmp_path}', *FAST])

@@ -3,6 +3,7 @@
     python tools/analysis_tools/benchmark.py MODEL [MODEL ...] [--reference MODEL] [--threads 2]
         [--size 224 [800x1333 ...]] [--batch 16] [--train-batch 8] [--repeats 5] [--train-repeats 3] [--warmup 2]
         [--backbone-only] [--no-train] [--complexity-only] [--profile N] [--official FAMILY=DIR]
+        [--device cpu|cuda] [--compile] [--amp bf16|fp16] [--channels-last] [--per-flop-reference MODEL]
         [--out FILE [--section NAME]] [--json FILE]
 
 MODEL is a config, optionally followed by ``::key=value`` overrides of the config (as ``--cfg-options``)::
@@ -31,6 +32,15 @@ preprocessor. With ``--backbone-only`` only ``model.backbone`` is timed (use ove
   see ``OFFICIAL``) next to every model of that family, with the same weights (the official model's weights
   converted by our converter and loaded into ours); the report gives ours / official and the largest output
   difference.
+* ``--device cuda``: models and inputs on the GPU; each timed call ends with ``torch.cuda.synchronize`` and its
+  peak memory is ``torch.cuda.max_memory_allocated`` (reset before the call).
+* ``--compile`` adds a ``torch.compile`` row beside each eager one (same weights and inputs); the first inference
+  call and the first training step, which compile, are timed apart (``compile (s)``) and never counted.
+  ``--amp bf16|fp16`` adds a ``torch.autocast`` row beside each fp32 one (fp16 training steps with a
+  ``GradScaler``); with both, four rows per model. Ratio columns compare rows of the same variant;
+  ``÷ eager fp32`` is the speed-up of a variant over the same model's eager fp32 row.
+* ``--per-flop-reference MODEL``: achieved FLOP/s (forward FLOPs x images/s, the ``GFLOP/s`` columns) relative to
+  MODEL's in the same variant: 1.0 means the model turns its FLOPs into time as well as MODEL does.
 * ``--out FILE --section NAME`` replaces the text between ``<!-- benchmark:NAME:begin -->`` and
   ``<!-- benchmark:NAME:end -->`` of FILE; ``--json FILE`` keeps every timing.
 """
@@ -161,9 +171,9 @@ def label_of(spec: str) -> str:
 # ---------------------------------------------------------------------------------------------------------------
 # official implementations (never part of this repository: loaded from a local checkout)
 # ---------------------------------------------------------------------------------------------------------------
-def _import_file(path: str, name: str):
-    """Import one official model file; third-party helpers it imports but does not need for the forward pass
-    (timm layers, matplotlib) are provided by small stand-ins when they are not installed."""
+def _standins():
+    """Small stand-ins for the third-party helpers the official model files import but do not need for the forward
+    pass (timm layers and registry, matplotlib), installed into ``sys.modules`` only when those are missing."""
     try:
         import timm.models.layers  # noqa: F401
     except ImportError:
@@ -171,9 +181,15 @@ def _import_file(path: str, name: str):
         layers = types.ModuleType('timm.models.layers')
         layers.DropPath, layers.trunc_normal_ = DropPath, nn.init.trunc_normal_
         layers.to_2tuple = lambda x: tuple(x) if isinstance(x, (tuple, list)) else (x, x)
+        # timm's create_classifier(num_features, num_classes, pool_type='avg'): (global pool + flatten, Linear)
+        layers.create_classifier = lambda features, classes, pool_type='avg': (
+            nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(1)), nn.Linear(features, classes))
+        registry = types.ModuleType('timm.models.registry')
+        registry.register_model = lambda fn: fn
         for mod in ('timm', 'timm.models'):
             sys.modules.setdefault(mod, types.ModuleType(mod))
         sys.modules['timm.models.layers'] = sys.modules['timm.models'].layers = layers
+        sys.modules['timm.models.registry'] = sys.modules['timm.models'].registry = registry
     try:
         import matplotlib.pyplot  # noqa: F401
     except ImportError:
@@ -181,6 +197,15 @@ def _import_file(path: str, name: str):
         pyplot.axis = None
         sys.modules.setdefault('matplotlib', types.ModuleType('matplotlib'))
         sys.modules['matplotlib.pyplot'] = pyplot
+
+
+def _import_file(path: str, name: str):
+    """Import one official model file (with :func:`_standins`).
+
+    Raises:
+        ValueError: the file does not exist.
+    """
+    _standins()
     if not osp.isfile(path):
         raise ValueError(f'benchmark: official model file {path} not found.')
     module_spec = importlib.util.spec_from_file_location(name, path)
@@ -211,29 +236,82 @@ def _official_msmlp(root: str, model: nn.Module) -> nn.Module:
     return net
 
 
+def _official_posmlp(root: str, model: nn.Module) -> nn.Module:
+    """Zhicaiwww/PosMLP ``models/posmlp.py`` ``PosMLP`` with the arch of our classifier (it imports its sibling
+    files as the package ``models`` and needs ``einops``)."""
+    from mmmixer.models.backbones.pos_mlp import convert_official_posmlp
+    if not osp.isfile(osp.join(root, 'models', 'posmlp.py')):
+        raise ValueError(f'benchmark: official model file {osp.join(root, "models", "posmlp.py")} not found.')
+    _standins()
+    if importlib.util.find_spec('einops') is None:
+        raise ValueError('benchmark: --official posmlp needs the einops package (pip install einops).')
+    sys.path.insert(0, root)
+    try:
+        module = importlib.import_module('models.posmlp')
+    finally:
+        sys.path.remove(root)
+    b = model.backbone
+    net = module.PosMLP(embed_dims=tuple(b.embed_dims), depths=tuple(b.depths),
+                        win_size=tuple(b.window_size), gamma=tuple(b.gammas), mlp_ratio=tuple(b.mlp_ratios),
+                        num_levels=b.num_stages, num_classes=model.head.fc.out_features, chunks=2,
+                        quadratic=b.pos_type == 'gqpe', generalized=b.generalized, pos_only=True, shift=False)
+    model.load_state_dict(convert_official_posmlp(net.state_dict())['state_dict'], strict=True)
+    return net
+
+
 #: family -> (our backbone type, builder(checkout dir, our classifier) -> official model with our weights)
-OFFICIAL = {'stripmlp': ('StripMLP', _official_stripmlp), 'msmlp': ('MSMLP', _official_msmlp)}
+OFFICIAL = {'stripmlp': ('StripMLP', _official_stripmlp), 'msmlp': ('MSMLP', _official_msmlp),
+            'posmlp': ('PosMLP', _official_posmlp)}
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # measuring
 # ---------------------------------------------------------------------------------------------------------------
+#: ``--amp`` value -> autocast dtype
+AMP_DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16}
+
+
+def mode_name(compiled: bool, amp: Optional[str]) -> str:
+    """'eager fp32', 'compiled bf16', ... (the variant of a row)."""
+    return f'{"compiled" if compiled else "eager"} {amp or "fp32"}'
+
+
 class Subject:
-    """One model under test with its inputs and optimizer; ``call(train)`` is one timed call."""
+    """One model under test in one variant (eager or ``torch.compile``, fp32 or autocast) with its inputs and
+    optimizer; :meth:`timed` is one timed call.
+
+    Args:
+        model (nn.Module): the model, already on ``device`` (variants of one model share it, hence its weights).
+        size (tuple[int, int]): input (H, W) in pixels.
+        batch / train_batch (int): images per inference call / training step.
+        backbone_only (bool): time ``model.backbone`` only (sum of its outputs as loss).
+        tensor_mode (bool): call ``model(x, mode='tensor')`` (mmpretrain classifiers); False for plain modules.
+        device (str): 'cpu' or 'cuda'. compiled (bool): ``torch.compile`` the timed module with
+            ``compile_backend`` (default 'inductor').
+        amp (str, optional): 'bf16' or 'fp16' autocast on ``device``; fp16 training steps use a ``GradScaler``.
+        channels_last (bool): inputs in channels_last memory (the model is converted by the caller).
+    """
 
     def __init__(self, name: str, label: str, model: nn.Module, size, batch, train_batch, backbone_only=False,
-                 tensor_mode=True):
+                 tensor_mode=True, device='cpu', compiled=False, amp=None, channels_last=False,
+                 compile_backend='inductor'):
         self.name, self.label, self.size = name, label, size
+        self.device, self.compiled, self.amp = torch.device(device), compiled, amp
         self.model = model.backbone if backbone_only else model
+        self.fn = torch.compile(self.model, backend=compile_backend) if compiled else self.model
         self.tensor_mode = tensor_mode and not backbone_only
         self.classes = None if backbone_only else getattr(getattr(model, 'head', None), 'num_classes', 1000)
-        self.x = torch.randn(batch, 3, *size)
-        self.x_train = torch.randn(train_batch, 3, *size)
+        fmt = torch.channels_last if channels_last else torch.contiguous_format
+        self.x = torch.randn(batch, 3, *size).to(self.device, memory_format=fmt)
+        self.x_train = torch.randn(train_batch, 3, *size).to(self.device, memory_format=fmt)
         self.params = sum(p.numel() for p in self.model.parameters())
         self.optimizer = torch.optim.SGD(self.model.parameters(), lr=SGD_LR)
+        self.scaler = torch.amp.GradScaler(self.device.type) if amp == 'fp16' else None
+        self.base = None  #: the eager fp32 Subject of the same model, whose outputs a variant is compared with
 
     def forward(self, x):
-        out = self.model(x, mode='tensor') if self.tensor_mode else self.model(x)
+        with torch.autocast(self.device.type, dtype=AMP_DTYPES.get(self.amp), enabled=self.amp is not None):
+            out = self.fn(x, mode='tensor') if self.tensor_mode else self.fn(x)
         return out if torch.is_tensor(out) else torch.cat([o.flatten(1) for o in out], 1)
 
     def call(self, train: bool):
@@ -243,11 +321,30 @@ class Subject:
                 return self.forward(self.x)
         self.model.train()
         self.optimizer.zero_grad(set_to_none=True)
-        out = self.forward(self.x_train)
+        out = self.forward(self.x_train).float()
         loss = out.sum() if self.classes is None else F.cross_entropy(
-            out, torch.arange(len(out)) % out.shape[1])
-        loss.backward()
-        self.optimizer.step()
+            out, torch.arange(len(out), device=out.device) % out.shape[1])
+        if self.scaler is None:
+            loss.backward()
+            self.optimizer.step()
+        else:
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+
+    def timed(self, train: bool) -> Tuple[float, Optional[float]]:
+        """One call: (seconds, peak memory in MiB or None). On CUDA the clock stops after
+        ``torch.cuda.synchronize`` and the peak is ``torch.cuda.max_memory_allocated`` during the call."""
+        cuda = self.device.type == 'cuda'
+        if cuda:
+            torch.cuda.synchronize(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+        start = time.perf_counter()
+        self.call(train)
+        if cuda:
+            torch.cuda.synchronize(self.device)
+        seconds = time.perf_counter() - start
+        return seconds, torch.cuda.max_memory_allocated(self.device) / 2**20 if cuda else None
 
 
 def _baddbmm_flops(inputs, outputs) -> int:
@@ -297,35 +394,59 @@ def _median(values):
 
 def run_benchmark(models: Sequence[str], reference: Optional[str] = None, sizes=('224', ), batch=16, train_batch=8,
                   repeats=5, train_repeats=3, warmup=2, threads=None, train=True, backbone_only=False,
-                  complexity_only=False, profile=0, official: Optional[dict] = None, seed=0,
+                  complexity_only=False, profile=0, official: Optional[dict] = None, seed=0, device='cpu',
+                  compile=False, amp: Optional[str] = None, channels_last=False,
+                  per_flop_reference: Optional[str] = None, compile_backend='inductor',
                   log=lambda msg: None) -> dict:
-    """Measure every model (and the reference, appended if missing) at every size in this process.
+    """Measure every model (and the references, appended if missing) at every size in this process.
+
+    Each model runs as ``eager fp32``; ``amp`` adds an ``eager <amp>`` row, ``compile`` a ``compiled`` row of each
+    (``torch.compile``, default inductor backend; the first call of each kind, which compiles, is timed apart as
+    ``compile_s`` and never counted). Variants of one model share its weights and inputs.
 
     Returns:
-        dict: ``settings``, ``machine`` and ``rows``: one dict per (model, size) with ``label``, ``spec``, ``size``,
-        ``params``, ``flops``, ``infer_times`` / ``train_times`` (seconds per call), ``infer_ips`` / ``train_ips``
-        (images/s), ``ms_per_mpx`` (inference ms per megapixel of one image), ``per_pixel_ratio`` (ms/Mpx relative
-        to the same model at the first size, paired per round), ``infer_ratio`` / ``train_ratio`` (to
-        the reference at the same size), and for official rows ``official_of`` and ``max_abs_diff``.
+        dict: ``settings``, ``machine`` and ``rows``: one dict per (model, size, variant) with ``label``, ``spec``,
+        ``size``, ``mode`` ('eager fp32', 'compiled bf16', ...), ``compiled``, ``amp``, ``params``, ``flops`` (one
+        image, multiply-adds), ``infer_times`` / ``train_times`` (seconds per call), ``infer_ips`` / ``train_ips``
+        (images/s), ``infer_gflops`` / ``train_gflops`` (achieved GFLOP/s: forward FLOPs x images/s),
+        ``ms_per_mpx`` (inference ms per megapixel of one image), ``per_pixel_ratio`` (ms/Mpx relative to the same
+        model and variant at the first size, paired per round), ``infer_ratio`` / ``train_ratio`` (throughput ÷ the
+        reference's, same size and variant), ``infer_per_flop`` / ``train_per_flop`` (achieved FLOP/s ÷ the
+        per-FLOP reference's, same size and variant), ``infer_vs_base`` / ``train_vs_base`` (÷ the same model's
+        eager fp32 row), ``max_abs_diff`` (largest output difference to the eager fp32 row, or for official rows
+        to ours), ``compile_s``, ``peak_mem_mb_infer`` / ``peak_mem_mb_train`` (CUDA), and for official rows
+        ``official_of``.
 
     Raises:
-        ValueError: a bad config, size, family or count.
+        ValueError: a bad config, size, family, count, device or amp value.
     """
     for key, value, low in (('repeats', repeats, 1), ('train_repeats', train_repeats, 1), ('warmup', warmup, 0),
                             ('batch', batch, 1), ('train_batch', train_batch, 1)):
         if value < low:
             raise ValueError(f'benchmark: {key} must be >= {low}, got {value}.')
+    if amp not in (None, *AMP_DTYPES):
+        raise ValueError(f'benchmark: --amp {amp!r}: accepted values are {", ".join(AMP_DTYPES)}.')
+    if device not in ('cpu', 'cuda') and not str(device).startswith('cuda:'):
+        raise ValueError(f'benchmark: --device {device!r}: accepted values are cpu, cuda, cuda:N.')
+    if str(device).startswith('cuda') and not torch.cuda.is_available():
+        raise ValueError(f'benchmark: --device {device} but torch.cuda.is_available() is False (torch '
+                         f'{torch.__version__}); use --device cpu or a CUDA build of torch on a GPU machine.')
     official = dict(official or {})
     for family in official:
         if family not in OFFICIAL:
             raise ValueError(f'benchmark: --official {family!r}: known families are {", ".join(OFFICIAL)}.')
     sizes = [parse_size(s) for s in sizes]
-    models = list(models) + ([reference] if reference and reference not in models else [])
+    models = list(models)
+    for ref in (reference, per_flop_reference):
+        if ref and ref not in models:
+            models.append(ref)
     for spec in models:
         load_config(spec)  # fail on a bad name before anything is built
     if threads:
         torch.set_num_threads(threads)
-    machine = machine_info()
+    variants = [(False, None)] + ([(False, amp)] if amp else [])
+    variants += [(True, a) for _, a in variants] if compile else []
+    machine = machine_info(device)
     subjects = []
     for spec in models:
         for size in sizes:
@@ -333,57 +454,93 @@ def run_benchmark(models: Sequence[str], reference: Optional[str] = None, sizes=
             torch.manual_seed(seed)
             model, backbone_type = build_model(spec)
             label = label_of(spec)
-            pairs = [(None, model)]
+            params, flops = count_complexity(model.backbone if backbone_only else model, size)
+            pairs = []
             for family, root in official.items():
-                if OFFICIAL[family][0] == backbone_type:
+                if OFFICIAL[family][0] == backbone_type and not complexity_only:
                     torch.manual_seed(seed)
                     pairs.append((family, OFFICIAL[family][1](root, model)))  # loads its weights into ours
-            for family, m in pairs:
-                s = Subject(spec if family is None else f'official {family}', label if family is None else
-                            f'{label} (official code)', m, size, batch, train_batch, backbone_only, family is None)
-                s.row = dict(label=s.label, spec=s.name, size=list(size), params=s.params, flops=None)
-                if family is not None:  # the same inputs and weights as ours
-                    s.x, s.x_train, s.row['official_of'] = subjects[-1].x, subjects[-1].x_train, spec
-                    with torch.no_grad():
-                        s.row['max_abs_diff'] = (s.call(False) - subjects[-1].call(False)).abs().max().item()
-                if complexity_only or family is None:
-                    s.row['params'], s.row['flops'] = count_complexity(s.model, size)
+            model.to(device, memory_format=torch.channels_last if channels_last else torch.preserve_format)
+            base = None
+            for compiled, amp_ in variants[:1] if complexity_only else variants:
+                torch.manual_seed(seed)
+                s = Subject(spec, label, model, size, batch, train_batch, backbone_only, device=device,
+                            compiled=compiled, amp=amp_, channels_last=channels_last,
+                            compile_backend=compile_backend)
+                s.row = dict(label=label, spec=spec, size=list(size), mode=mode_name(compiled, amp_),
+                             compiled=compiled, amp=amp_, params=params, flops=flops)
+                if base is None:
+                    base = s
+                else:  # the same inputs as the eager fp32 row
+                    s.x, s.x_train, s.base = base.x, base.x_train, base
+                subjects.append(s)
+            for family, net in pairs:
+                net.to(device, memory_format=torch.channels_last if channels_last else torch.preserve_format)
+                s = Subject(f'official {family}', f'{label} (official code)', net, size, batch, train_batch,
+                            backbone_only, tensor_mode=False, device=device, channels_last=channels_last)
+                s.row = dict(label=s.label, spec=s.name, size=list(size), mode=mode_name(False, None),
+                             compiled=False, amp=None, params=s.params, flops=None, official_of=spec)
+                s.x, s.x_train = base.x, base.x_train  # the same inputs and weights as ours
+                with torch.no_grad():  # before any training step changes either copy of the weights
+                    s.row['max_abs_diff'] = (s.call(False).float() - base.call(False).float()).abs().max().item()
                 subjects.append(s)
     if not complexity_only:
         for s in subjects:
-            log(f'warm-up {s.label} ...')
+            log(f'warm-up {s.label} [{s.row["mode"]}] ...')
+            if s.compiled:  # the first call of each kind compiles: timed apart
+                s.row['compile_s'] = sum(s.timed(train_)[0] for train_ in ((False, True) if train else (False, )))
+                log(f'  compiled in {s.row["compile_s"]:.1f} s')
             for _ in range(warmup):
                 s.call(False)
                 if train:
                     s.call(True)
+            if s.base is not None:  # how far the outputs of this variant are (variants share the weights)
+                with torch.no_grad():
+                    s.row['max_abs_diff'] = (s.call(False).float() - s.base.call(False).float()).abs().max().item()
         for mode, count in (('infer', repeats), ('train', train_repeats if train else 0)):
             log(f'timing {mode} ({count} rounds) ...')
             for s in subjects:
-                s.row[f'{mode}_times'] = []
+                s.row[f'{mode}_times'], peaks = [], []
+                s.row[f'peak_mem_mb_{mode}'] = None
             for _ in range(count):
                 for s in subjects:
-                    start = time.perf_counter()
-                    s.call(mode == 'train')
-                    s.row[f'{mode}_times'].append(time.perf_counter() - start)
+                    seconds, peak = s.timed(mode == 'train')
+                    s.row[f'{mode}_times'].append(seconds)
+                    if peak is not None:
+                        s.row[f'peak_mem_mb_{mode}'] = max(peak, s.row[f'peak_mem_mb_{mode}'] or 0.)
         for s in subjects:
             r = s.row
             r['infer_ips'] = batch / _median(r['infer_times'])
             r['train_ips'] = train_batch / _median(r['train_times']) if train else None
+            for mode in ('infer', 'train'):
+                flops_ = r['flops'] or next((x['flops'] for x in (t.row for t in subjects)
+                                             if x['spec'] == r.get('official_of')), None)
+                r[f'{mode}_gflops'] = flops_ * r[f'{mode}_ips'] / 1e9 if flops_ and r[f'{mode}_ips'] else None
             r['ms_per_mpx'] = 1e3 * _median(r['infer_times']) / batch / (s.size[0] * s.size[1] / 1e6)
             if profile:
-                log(f'profiling {s.label} ...')
+                log(f'profiling {s.label} [{r["mode"]}] ...')
                 r['profile'] = op_profile(lambda: s.call(False), profile)
                 if train:
                     r['profile_train'] = op_profile(lambda: s.call(True), profile)
         rows = [s.row for s in subjects]
+
+        def same(r, spec, **kw):  # the row of ``spec`` at r's size and variant
+            return next((x for x in rows if x['spec'] == spec and x['size'] == r['size'] and
+                         all(x[k] == kw.get(k, r[k]) for k in ('compiled', 'amp'))), None)
+
         for r in rows:
-            ref = next((x for x in rows if x['spec'] == reference and x['size'] == r['size']), None)
+            ref, flop_ref = same(r, reference), same(r, per_flop_reference)
+            base = same(r, r['spec'], compiled=False, amp=None)
             for mode in ('infer', 'train'):
-                r[f'{mode}_ratio'] = paired_ratio(r.get(f'{mode}_times'), ref.get(f'{mode}_times')) if ref else None
-            first = next(x for x in rows if x['spec'] == r['spec'])  # the same model at the first size
+                times = r.get(f'{mode}_times')
+                r[f'{mode}_ratio'] = paired_ratio(times, ref.get(f'{mode}_times')) if ref else None
+                r[f'{mode}_per_flop'] = paired_ratio(times, flop_ref.get(f'{mode}_times')) * r['flops'] / \
+                    flop_ref['flops'] if flop_ref and times and r['flops'] else None
+                r[f'{mode}_vs_base'] = paired_ratio(times, base.get(f'{mode}_times')) if base is not r else None
+            first = next(x for x in rows if x['spec'] == r['spec'] and x['mode'] == r['mode'])  # first size
             r['per_pixel_ratio'] = paired_ratio(first['infer_times'], r['infer_times']) * (
                 first['size'][0] * first['size'][1]) / (r['size'][0] * r['size'][1])  # ms/Mpx ÷ first size
-            mine = next((x for x in rows if x['spec'] == r.get('official_of') and x['size'] == r['size']), None)
+            mine = same(r, r.get('official_of'), compiled=False, amp=None)
             if mine:
                 for mode in ('infer', 'train'):
                     mine[f'{mode}_vs_official'] = paired_ratio(mine.get(f'{mode}_times'), r.get(f'{mode}_times'))
@@ -391,7 +548,9 @@ def run_benchmark(models: Sequence[str], reference: Optional[str] = None, sizes=
     settings = dict(sizes=[list(s) for s in sizes], batch=batch, train_batch=train_batch, repeats=repeats,
                     train_repeats=train_repeats, warmup=warmup, threads=torch.get_num_threads(), train=train,
                     backbone_only=backbone_only, complexity_only=complexity_only, reference=reference,
-                    official=official)
+                    official=official, device=str(device), compile=compile, compile_backend=compile_backend,
+                    amp=amp, channels_last=channels_last,
+                    per_flop_reference=per_flop_reference)
     return dict(settings=settings, machine=machine, rows=[s.row for s in subjects])
 
 
@@ -405,19 +564,33 @@ def _load_average():
         return None
 
 
-def machine_info() -> dict:
-    cpu = platform.processor() or platform.machine()
+#: CPU instruction sets that decide fp32 / bf16 matrix speed, as /proc/cpuinfo names them
+CPU_FLAGS = ('avx2', 'fma', 'avx512f', 'avx512_vnni', 'avx512_bf16', 'avx512_fp16', 'amx_tile', 'amx_bf16',
+             'amx_fp16', 'asimd', 'sve', 'bf16')
+
+
+def machine_info(device: str = 'cpu') -> dict:
+    """CPU model and its matrix instruction sets (:data:`CPU_FLAGS` found in /proc/cpuinfo), GPU name with
+    ``device='cuda'``, torch, threads, git revision, date and load average."""
+    cpu, flags = platform.processor() or platform.machine(), []
     try:
         with open('/proc/cpuinfo') as f:
-            cpu = next((line.split(':', 1)[1].strip() for line in f if line.startswith('model name')), cpu)
+            info = f.read()
+        cpu = next((line.split(':', 1)[1].strip() for line in info.splitlines() if line.startswith('model name')),
+                   cpu)
+        present = set(next((line.split(':', 1)[1].split() for line in info.splitlines()
+                            if line.startswith(('flags', 'Features'))), []))
+        flags = [f for f in CPU_FLAGS if f in present]
     except OSError:
         pass
+    gpu = torch.cuda.get_device_name(torch.device(device)) if str(device).startswith('cuda') else None
     try:
         git = subprocess.run(['git', 'describe', '--always', '--dirty'], cwd=_REPO, capture_output=True, text=True,
                              timeout=10).stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
         git = None
-    return dict(cpu=cpu, logical_cpus=os.cpu_count(), usable_cpus=len(os.sched_getaffinity(0)),
+    return dict(cpu=cpu, cpu_flags=flags, gpu=gpu, cuda=torch.version.cuda if gpu else None,
+                logical_cpus=os.cpu_count(), usable_cpus=len(os.sched_getaffinity(0)),
                 torch=torch.__version__, threads=torch.get_num_threads(), python=platform.python_version(),
                 git=git, load_average_before=_load_average(), date=datetime.datetime.now().strftime('%Y-%m-%d %H:%M'))
 
@@ -438,46 +611,71 @@ def format_report(result: dict, command: Optional[str] = None) -> str:
                      + (f', training step batch {s["train_batch"]} (backward, SGD)' if s['train'] else '')
                      + f'; median of {s["repeats"]} / {s["train_repeats"]} timed calls after {s["warmup"]} warm-up '
                      'calls, round-robin over the models.')
-        lines.append(f'Machine: {m["cpu"]}, {m["usable_cpus"]} of {m["logical_cpus"]} CPUs usable; torch '
-                     f'{m["torch"]}, {m["threads"]} threads; Python {m["python"]}; git {m["git"]}; {m["date"]}; '
-                     f'load average (1/5/15 min) before {m["load_average_before"]}, after {m["load_average_after"]}.')
-    cols = ['model', 'size', 'params (M)', 'FLOPs (G)']
+        gpu = f'; GPU {m["gpu"]} (CUDA {m["cuda"]})' if m.get('gpu') else ''
+        flags = f' ({" ".join(m["cpu_flags"])})' if m.get('cpu_flags') else ''
+        lines.append(f'Machine: {m["cpu"]}{flags}, {m["usable_cpus"]} of {m["logical_cpus"]} CPUs usable{gpu}; '
+                     f'device {s.get("device", "cpu")}; torch {m["torch"]}, {m["threads"]} threads; Python '
+                     f'{m["python"]}; git {m["git"]}; {m["date"]}; load average (1/5/15 min) before '
+                     f'{m["load_average_before"]}, after {m["load_average_after"]}.')
+        if s.get('compile') or s.get('amp') or s.get('channels_last'):
+            lines.append('Variants: eager fp32' + (f', eager {s["amp"]} (torch.autocast)' if s.get('amp') else '')
+                         + (f', compiled (torch.compile, {s.get("compile_backend")}; first calls timed apart)'
+                            if s.get('compile')
+                            else '') + ('; channels_last inputs and weights' if s.get('channels_last') else '')
+                         + '. Ratios compare rows of the same variant.')
+    train, multi = s['train'], len({tuple(r['size']) for r in rows}) > 1
+    variants = bool(s.get('compile') or s.get('amp'))
+    ratio = lambda key, d=2: (lambda r: _fmt(r.get(key), d))  # noqa: E731
+    cols = [('model', lambda r: r['label']), ('size', lambda r: '×'.join(map(str, r['size'])))]
+    cols += [('mode', lambda r: r['mode'])] if variants else []
+    cols += [('params (M)', lambda r: _fmt(r['params'], 2, 1e6)), ('FLOPs (G)', lambda r: _fmt(r['flops'], 2, 1e9))]
     if not s['complexity_only']:
-        cols += ['inference (img/s)', 'inference (ms/Mpx)'] + (['ms/Mpx ÷ first size'] if len(s['sizes']) > 1 else [])
-        cols += ['training step (img/s)'] if s['train'] else []
-        if s['reference']:
-            cols += ['inference ÷ ref', 'training ÷ ref'] if s['train'] else ['inference ÷ ref']
+        cols += [('inference (img/s)', ratio('infer_ips')), ('inference (ms/Mpx)', ratio('ms_per_mpx', 1))]
+        cols += [('ms/Mpx ÷ first size', ratio('per_pixel_ratio'))] if multi else []
+        cols += [('inference GFLOP/s', ratio('infer_gflops', 1))]
+        cols += [('training step (img/s)', ratio('train_ips')), ('training GFLOP/s', ratio('train_gflops', 1))] \
+            if train else []
+        for key, head, suffix in (('reference', '÷ ref', 'ratio'), ('per_flop_reference', '÷ ref per FLOP', 'per_flop')):
+            if s.get(key):
+                cols += [(f'inference {head}', ratio(f'infer_{suffix}'))]
+                cols += [(f'training {head}', ratio(f'train_{suffix}'))] if train else []
+        if variants:
+            cols += [('inference ÷ eager fp32', ratio('infer_vs_base'))]
+            cols += [('training ÷ eager fp32', ratio('train_vs_base'))] if train else []
+            cols += [('compile (s)', ratio('compile_s', 0))] if s.get('compile') else []
         if s['official']:
-            cols += ['inference ÷ official', 'training ÷ official'] if s['train'] else ['inference ÷ official']
-            cols += ['max |ours - official|']
-    lines += ['', '| ' + ' | '.join(cols) + ' |', '|' + '---|' * len(cols)]
-    for r in rows:
-        cells = [r['label'], '×'.join(map(str, r['size'])), _fmt(r['params'], 2, 1e6), _fmt(r['flops'], 2, 1e9)]
-        if not s['complexity_only']:
-            cells += [_fmt(r['infer_ips']), _fmt(r['ms_per_mpx'], 1)]
-            cells += [_fmt(r['per_pixel_ratio'])] if len(s['sizes']) > 1 else []
-            cells += [_fmt(r['train_ips'])] if s['train'] else []
-            if s['reference']:
-                cells += [_fmt(r['infer_ratio'])] + ([_fmt(r['train_ratio'])] if s['train'] else [])
-            if s['official']:
-                cells += [_fmt(r.get('infer_vs_official'))] + ([_fmt(r.get('train_vs_official'))] if s['train'] else [])
-                cells += [f'{r["max_abs_diff"]:.1e}' if 'max_abs_diff' in r else '']
-        lines.append('| ' + ' | '.join(cells) + ' |')
-    if s['reference']:
-        lines += ['', f'Reference: {label_of(s["reference"])}.']
+            cols += [('inference ÷ official', ratio('infer_vs_official'))]
+            cols += [('training ÷ official', ratio('train_vs_official'))] if train else []
+        if s['official'] or variants:
+            cols += [('max |Δ output|', lambda r: '' if r.get('max_abs_diff') is None else
+                      f'{r["max_abs_diff"]:.1e}')]
+        if str(s.get('device', 'cpu')).startswith('cuda'):
+            cols += [('peak memory inference (MiB)', ratio('peak_mem_mb_infer', 0))]
+            cols += [('peak memory training (MiB)', ratio('peak_mem_mb_train', 0))] if train else []
+    lines += ['', '| ' + ' | '.join(c for c, _ in cols) + ' |', '|' + '---|' * len(cols)]
+    lines += ['| ' + ' | '.join(fn(r) for _, fn in cols) + ' |' for r in rows]
+    if s['official'] or variants:
+        lines += ['', '`max |Δ output|`: largest output difference, in eval mode on the same inputs, to the eager '
+                  'fp32 row of the same model (official rows: to ours, the same weights).']
+    for key, what in (('reference', 'Reference'), ('per_flop_reference', 'Per-FLOP reference (achieved FLOP/s ÷ '
+                                                                       'its achieved FLOP/s, same variant)')):
+        if s.get(key):
+            lines += ['', f'{what}: {label_of(s[key])}.']
     for r in rows:
         for key, what in (('profile', f'one inference call (batch {s["batch"]})'),
                           ('profile_train', f'one training step (batch {s["train_batch"]}, forward and backward)')):
             if r.get(key):
                 p = r[key]
-                lines += ['', f'Profile of {what} of {r["label"]} at {"×".join(map(str, r["size"]))}: '
+                mode = f' [{r["mode"]}]' if variants else ''
+                lines += ['', f'Profile of {what} of {r["label"]}{mode} at {"×".join(map(str, r["size"]))}: '
                           f'{p["total_ms"]:.0f} ms self CPU time, {p["shared_percent"]:.0f}% in convolutions, '
                           'linear layers/matmuls, GELU, norms and softmax; top operators:', '',
                           '| operator | self CPU (ms) | share | calls |', '|---|---|---|---|']
                 lines += [f'| `{o["op"]}` | {o["self_ms"]:.1f} | {o["percent"]:.1f}% | {o["calls"]} |'
                           for o in p['ops']]
     for r in rows:  # ours vs official: how much faster could ours be, given the kernels both must run
-        mine = next((x for x in rows if x['spec'] == r.get('official_of') and x['size'] == r['size']), None)
+        mine = next((x for x in rows if x['spec'] == r.get('official_of') and x['size'] == r['size']
+                     and x['mode'] == 'eager fp32'), None)
         for key, what in (('profile', 'inference call'), ('profile_train', 'training step')):
             if mine and mine.get(key) and r.get(key):
                 o, m = r[key], mine[key]
@@ -518,6 +716,15 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('models', nargs='+', help='configs, each optionally with ::key=value overrides')
     p.add_argument('--reference', default=None, help='MODEL the ratio columns divide by (measured in the same run)')
+    p.add_argument('--per-flop-reference', default=None, metavar='MODEL',
+                   help='MODEL whose achieved FLOP/s the "per FLOP" columns divide by (e.g. ConvNeXt-T)')
+    p.add_argument('--device', default='cpu', help='cpu (default), cuda or cuda:N')
+    p.add_argument('--compile', action='store_true',
+                   help='add a torch.compile (inductor) row beside each eager row; compile time reported apart')
+    p.add_argument('--compile-backend', default='inductor', help='torch.compile backend (default inductor)')
+    p.add_argument('--amp', default=None, choices=sorted(AMP_DTYPES),
+                   help='add an autocast row (bf16 or fp16) beside each fp32 row')
+    p.add_argument('--channels-last', action='store_true', help='channels_last inputs and weights')
     p.add_argument('--threads', type=int, default=None, help='torch.set_num_threads')
     p.add_argument('--size', nargs='+', default=['224'], help='input sizes, N or HxW (default 224)')
     p.add_argument('--batch', type=int, default=16, help='inference batch (default 16)')
@@ -549,7 +756,9 @@ def main(argv=None):
     try:
         result = run_benchmark(args.models, args.reference, args.size, args.batch, args.train_batch, args.repeats,
                                args.train_repeats, args.warmup, args.threads, not args.no_train, args.backbone_only,
-                               args.complexity_only, args.profile, official, args.seed,
+                               args.complexity_only, args.profile, official, args.seed, device=args.device,
+                               compile=args.compile, amp=args.amp, channels_last=args.channels_last,
+                               per_flop_reference=args.per_flop_reference, compile_backend=args.compile_backend,
                                log=lambda msg: print(msg, file=sys.stderr, flush=True))
     except ValueError as err:
         raise SystemExit(str(err)) from None

@@ -147,6 +147,10 @@ class MixShiftBlock(nn.Module):
 
     def token_mix(self, x: torch.Tensor) -> torch.Tensor:
         """Mix-and-shift token mixing: (B, C, H, W) -> (B, C, H, W)."""
+        if torch.is_autocast_enabled(x.device.type):
+            # the convs would cast each group twice (once per branch); one cast of the whole map halves that, and the
+            # shifts then move half the bytes
+            x = x.to(torch.get_autocast_dtype(x.device.type))
         groups = torch.split(x, self.group_channels, dim=1)
         out = [
             self._shift_mix(xg, s, lr, 3) + self._shift_mix(xg, s, td, 2)

@@ -101,8 +101,10 @@ class GRN(nn.Module):
         gx = torch.linalg.vector_norm(x, ord=2, dim=(1, 2), keepdim=True)  # (B, 1, 1, C)
         nx = gx / (gx.mean(dim=-1, keepdim=True) + self.eps)
         # x + gamma * (x * nx) + beta, as one pass over x: x * (1 + gamma * nx) + beta with the per-(image,
-        # channel) factor computed on the small tensor (4-5x faster than the official four passes)
-        return torch.addcmul(self.beta, x, 1 + self.gamma * nx)
+        # channel) factor computed on the small tensor (4-5x faster than the official four passes). The small
+        # factors take x's dtype: under autocast the norm runs in float32, and a float32 factor would promote the
+        # whole map to float32 (one more pass, and a cast back before the next matmul)
+        return torch.addcmul(self.beta.to(x.dtype), x, (1 + self.gamma * nx).to(x.dtype))
 
 
 class CGSMM(nn.Module):
@@ -233,15 +235,17 @@ class CGSMM(nn.Module):
         height, width = x.shape[-2:]
         length = self.strip_length
         trained_size = height == width == length
+        # (the position maps take the activations' dtype: a float32 map would promote an autocast bfloat16 map to
+        # float32, and the strip MLP would cast it back)
         if trained_size:  # the official computation
-            rows = self._mix(self.row_mix, x + self.position_map(self.row_pos), 3, [0])
+            rows = self._mix(self.row_mix, x + self.position_map(self.row_pos).to(x.dtype), 3, [0])
         else:
             starts_h, starts_w = window_starts(height, length), window_starts(width, length)
             rows = self._mix(self.row_mix, x, 3, starts_w) + self._windowed_position(
                 self.row_mix, self.row_pos, 3, starts_h, starts_w, height, width)
         y = self.act(pointwise_conv([rows, x], self.row_fuse, self.row_norm))  # = act(BN(row_fuse(cat)))
         if trained_size:
-            cols = self._mix(self.col_mix, y + self.position_map(self.col_pos), 2, [0])
+            cols = self._mix(self.col_mix, y + self.position_map(self.col_pos).to(y.dtype), 2, [0])
         else:
             cols = self._mix(self.col_mix, y, 2, starts_h) + self._windowed_position(
                 self.col_mix, self.col_pos, 2, starts_h, starts_w, height, width)
@@ -276,7 +280,8 @@ class LSMM(nn.Module):
         pooled = tall.mean(dim=(2, 3), keepdim=True) + wide.mean(dim=(2, 3), keepdim=True) + \
             x.mean(dim=(2, 3), keepdim=True)
         weights = self.reweight(pooled)
-        weights = weights.view(x.shape[0], x.shape[1], 3, 1, 1).softmax(dim=2)
+        # (the small weights take the maps' dtype: under autocast softmax runs in float32, see GRN)
+        weights = weights.view(x.shape[0], x.shape[1], 3, 1, 1).softmax(dim=2).to(tall.dtype)
         # tall * a0 + wide * a1 + x * a2 with fused multiply-adds: three passes instead of five
         out = torch.addcmul(tall * weights[:, :, 0], wide, weights[:, :, 1])
         return torch.addcmul(out, x, weights[:, :, 2])
