@@ -12,11 +12,10 @@ classifiers of our ImageNet configs) and, as references in the same process, mmp
    initial value, so layer scales of 1e-6 do not hide the blocks; the optimizer step has learning rate 0, so all
    three see the same weights). Reported: whether logits, loss and gradients are finite, and the relative
    (Frobenius) error of the logits and of all gradients (one vector) to fp32.
-2. **throughput**: images/s of inference (batch 64, ``no_grad``) and of a training step (batch 32: forward,
-   cross-entropy, backward, SGD step) at 224 px, eager and ``torch.compile``-d side by side; the compile time
-   (the first calls) is reported apart. Time per call is the median of the timed calls after warm-up; the timed
-   calls go round-robin over the models, so a change of clock or load hits all of them alike. Autocast dtype:
-   ``--amp`` (default bf16 on CUDA, none on CPU).
+2. **throughput** (``benchmark.py``'s ``run_benchmark``, one call per model): images/s of inference (batch 64,
+   ``no_grad``) and of a training step (batch 32: forward, cross-entropy, backward, SGD step) at 224 px, eager fp32,
+   eager with ``--amp`` autocast (default bf16) and the ``torch.compile``-d twins of both side by side; compile time
+   (the first calls) reported apart. Compiled rows are skipped once ``--time-budget`` is spent.
 3. **memory**: one training step (batch 32, 224 px) with and without ``with_cp`` (gradient checkpointing per
    block): the bytes of tensors saved for backward (``torch.autograd.graph.saved_tensors_hooks``, every device)
    and on CUDA the peak allocated memory above the model's own (``torch.cuda.max_memory_allocated``).
@@ -84,14 +83,17 @@ QUICK_OVERRIDES = {
     'PosMLP-T (GQPE)': _TINY % (256, 32, ''),
     'PosMLP-T (LRPE)': _TINY % (256, 32, ''),
     'Strip-MLP-T': _TINY % (128, 16, '') + '::model.backbone.img_size=64',
-    'Swin-MS-MLP-T': _TINY % (256, 32, ", 'num_heads': [1, 2, 4, 8]"),
-    'Swin-T': "::model.head.in_channels=256::model.backbone.arch="
+    # 64 px: stage maps 16, 8, 4, 2 are padded to the 7x7 window (the ImageNet configs skip that at 224)
+    'Swin-MS-MLP-T': _TINY % (256, 32, ", 'num_heads': [1, 2, 4, 8]") + '::model.backbone.pad_small_map=True',
+    'Swin-T': "::model.head.in_channels=256::model.backbone.pad_small_map=True::model.backbone.arch="
               "{'embed_dims': 32, 'depths': [1, 1, 1, 1], 'num_heads': [1, 2, 4, 8]}",
     'ConvNeXt-T': "::model.head.in_channels=256::model.backbone.arch="
                   "{'depths': [1, 1, 1, 1], 'channels': [32, 64, 128, 256]}",
 }
 #: relative-error bounds of the logits to fp32 (a failure above them): bf16 keeps 8 significant bits, fp16 11
 REL_BOUND = {'fp16': 0.02, 'bf16': 0.06}
+#: fp16: GradScaler steps that may be skipped for overflow before the check fails (2**16 -> 2**6)
+MAX_SKIPPED_STEPS = 10
 
 FULL = dict(size=224, infer_batch=64, train_batch=32, warmup=3, repeats=10, dense_size=(800, 1333), dense_batch=1)
 QUICK = dict(size=64, infer_batch=2, train_batch=2, warmup=1, repeats=2, dense_size=(100, 133), dense_batch=1)
@@ -198,6 +200,10 @@ class Check:
         self.log = log
         self.failures: List[str] = []
         self.bench = _benchmark()
+        # CPU: one intra-op thread (tiny models; threads waiting on each other on a shared machine cost more)
+        self.threads = 1 if self.device.type == 'cpu' else None
+        if self.threads:
+            torch.set_num_threads(self.threads)
 
     # timing ------------------------------------------------------------------------------------------------
     def sync(self):
@@ -277,21 +283,30 @@ def check_precision(ctx: Check, names: List[str]) -> List[dict]:
             optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
             results = {}
             for dtype in (None, 'fp16', 'bf16'):
-                optimizer.zero_grad(set_to_none=True)
                 scaler = torch.amp.GradScaler(ctx.device.type) if dtype == 'fp16' else None
-                with ctx.autocast(dtype):
-                    logits = ctx.logits(model, x)
-                labels = torch.arange(len(logits), device=ctx.device) % logits.shape[1]
-                loss = F.cross_entropy(logits.float(), labels)
-                if scaler is None:
-                    loss.backward()
-                    optimizer.step()
-                else:
+                # fp16: GradScaler starts at 2**16 and skips the steps whose scaled gradients overflow, halving the
+                # scale each time (what a training run does in its first iterations); try until a step is taken
+                for attempt in range(MAX_SKIPPED_STEPS + 1 if scaler else 1):
+                    optimizer.zero_grad(set_to_none=True)
+                    with ctx.autocast(dtype):
+                        logits = ctx.logits(model, x)
+                    labels = torch.arange(len(logits), device=ctx.device) % logits.shape[1]
+                    loss = F.cross_entropy(logits.float(), labels)
+                    if scaler is None:
+                        loss.backward()
+                        optimizer.step()
+                        break
                     scaler.scale(loss).backward()
                     scaler.unscale_(optimizer)  # gradients divided by the scale, as a clip_grad would see them
-                    scaler.step(optimizer)
+                    grads_finite = all(bool(torch.isfinite(p.grad).all()) for p in model.parameters()
+                                       if p.grad is not None)
+                    scaler.step(optimizer)  # skipped when the unscaled gradients are not finite
                     scaler.update()
+                    if grads_finite:
+                        break
+                if scaler is not None:
                     row['fp16_scale'] = scaler.get_scale()
+                    row['fp16_skipped_steps'] = attempt if grads_finite else attempt + 1
                 grads = _grad_vector(model)
                 results[dtype] = (logits.detach().float(), loss.detach().float(), grads)
                 key = dtype or 'fp32'
@@ -320,72 +335,35 @@ def check_precision(ctx: Check, names: List[str]) -> List[dict]:
 # ---------------------------------------------------------------------------------------------------------------
 # 2. throughput
 # ---------------------------------------------------------------------------------------------------------------
-class _Runner:
-    """One model (eager or compiled) with its inputs; ``infer()`` / ``train()`` are one timed call each."""
-
-    def __init__(self, ctx: Check, name: str, compiled: bool):
-        torch = ctx.torch
-        self.ctx, self.name, self.compiled = ctx, name, compiled
-        self.model = ctx.build(name)
-        self.call = torch.compile(self.model, backend=ctx.compile_backend) if compiled else self.model
-        self.x = ctx.images(ctx.settings['infer_batch'], ctx.settings['size'])
-        self.x_train = ctx.images(ctx.settings['train_batch'], ctx.settings['size'], seed=2)
-        self.labels = torch.arange(ctx.settings['train_batch'], device=ctx.device) % 1000
-        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=1e-4)
-
-    def infer(self):
-        self.model.eval()
-        with self.ctx.torch.no_grad(), self.ctx.autocast(self.ctx.amp):
-            self.call(self.x, mode='tensor')
-
-    def train(self):
-        F = self.ctx.torch.nn.functional
-        self.model.train()
-        self.optimizer.zero_grad(set_to_none=True)
-        with self.ctx.autocast(self.ctx.amp):
-            logits = self.call(self.x_train, mode='tensor')
-        loss = F.cross_entropy(logits.float(), self.labels % logits.shape[1])
-        loss.backward()
-        self.optimizer.step()
+#: the keys of benchmark.py's rows that the report keeps
+BENCH_KEYS = ('mode', 'compiled', 'amp', 'params', 'flops', 'infer_ips', 'train_ips', 'infer_gflops', 'train_gflops',
+              'compile_s', 'max_abs_diff', 'peak_mem_mb_infer', 'peak_mem_mb_train', 'infer_times', 'train_times')
 
 
 def check_throughput(ctx: Check, names: List[str], compile_models: bool = True) -> List[dict]:
-    """Eager and compiled images/s of inference and of a training step (``benchmark.py``'s model specs)."""
+    """Eager and compiled images/s of inference and of a training step, measured by ``benchmark.py``'s
+    ``run_benchmark`` (one call per model: eager fp32, eager autocast and, while the time budget lasts, the
+    compiled rows of both)."""
     settings = ctx.settings
-    runners, rows = [], []
+    rows = []
     for name in names:
-        for compiled in ((False, True) if compile_models else (False, )):
-            row = dict(model=name, compiled=compiled, amp=ctx.amp or 'none')
-            rows.append(row)
-            if compiled and ctx.time_left() < 0:
-                row['error'] = 'skipped: time budget spent'
-                continue
-            try:
-                runner = _Runner(ctx, name, compiled)
-                # warm-up; for a compiled model the first calls compile (inference and training graphs)
-                row['infer_first_s'] = ctx.seconds(runner.infer)
-                row['train_first_s'] = ctx.seconds(runner.train)
-                for _ in range(settings['warmup']):
-                    runner.infer()
-                    runner.train()
-                if compiled:
-                    row['compile_s'] = row['infer_first_s'] + row['train_first_s']
-                runners.append((runner, row))
-                ctx.log(f'throughput {name} {"compiled" if compiled else "eager"}: ready')
-            except Exception as err:  # noqa: BLE001
-                row['error'] = f'{type(err).__name__}: {str(err).splitlines()[0][:300]}'
-                ctx.fail(f'throughput {name} compiled={compiled}: {row["error"]}')
-                traceback.print_exc()
-    for runner, row in runners:
-        row['infer_times'], row['train_times'] = [], []
-    for _ in range(settings['repeats']):  # round-robin over the models
-        for runner, row in runners:
-            row['infer_times'].append(ctx.seconds(runner.infer))
-            row['train_times'].append(ctx.seconds(runner.train))
-    for runner, row in runners:
-        row['infer_ips'] = settings['infer_batch'] / statistics.median(row['infer_times'])
-        row['train_ips'] = settings['train_batch'] / statistics.median(row['train_times'])
-        row['params'] = sum(p.numel() for p in runner.model.parameters())
+        compiled = compile_models and ctx.time_left() > 0
+        try:
+            result = ctx.bench.run_benchmark(
+                [ctx.spec(name)], sizes=(str(settings['size']), ), batch=settings['infer_batch'],
+                train_batch=settings['train_batch'], repeats=settings['repeats'], train_repeats=settings['repeats'],
+                warmup=settings['warmup'], threads=ctx.threads, device=str(ctx.device), compile=compiled,
+                amp=ctx.amp, compile_backend=ctx.compile_backend)
+            for row in result['rows']:
+                rows.append(dict(model=name, **{k: row.get(k) for k in BENCH_KEYS}))
+            if compile_models and not compiled:
+                rows.append(dict(model=name, mode='compiled', compiled=True, error='skipped: time budget spent'))
+            ctx.log('throughput ' + name + ': ' + ', '.join(f'{r["mode"]} {r["infer_ips"]:.1f} / {r["train_ips"]:.1f} '
+                                                           'img/s' for r in result['rows']))
+        except Exception as err:  # noqa: BLE001 -- a report row, not a crash
+            rows.append(dict(model=name, mode='-', error=f'{type(err).__name__}: {str(err).splitlines()[0][:300]}'))
+            ctx.fail(f'throughput {name}: {rows[-1]["error"]}')
+            traceback.print_exc()
     return rows
 
 
@@ -544,29 +522,34 @@ def format_report(result: dict) -> str:
              '']
     lines += [f'Precision (batch {s["train_batch"]}, {s["size"]} px, eval mode, one forward + backward; relative '
               'Frobenius error to fp32; fp16 with `GradScaler`):', '',
-              '| model | fp32 finite | fp16 finite | fp16 rel. logits | fp16 rel. grads | fp16 scale | bf16 finite '
-              '| bf16 rel. logits | bf16 rel. grads |', '|---|---|---|---|---|---|---|---|---|']
+              '| model | fp32 finite | fp16 finite | fp16 rel. logits | fp16 rel. grads | fp16 scale (skipped steps) | '
+              'bf16 finite | bf16 rel. logits | bf16 rel. grads |', '|---|---|---|---|---|---|---|---|---|']
     for r in result['precision']:
         if 'error' in r:
             lines.append(f'| {r["model"]} | {r["error"]} |' + ' |' * 7)
             continue
         lines.append(f'| {r["model"]} | {r["fp32_finite"]} | {r["fp16_finite"]} | {r["fp16_rel_logits"]:.2e} | '
-                     f'{r["fp16_rel_grads"]:.2e} | {r.get("fp16_scale", 0):.0f} | {r["bf16_finite"]} | '
+                     f'{r["fp16_rel_grads"]:.2e} | {r.get("fp16_scale", 0):.0f} ({r.get("fp16_skipped_steps")}) | '
+                     f'{r["bf16_finite"]} | '
                      f'{r["bf16_rel_logits"]:.2e} | {r["bf16_rel_grads"]:.2e} |')
-    amp = result['throughput'][0]['amp'] if result['throughput'] else 'none'
-    lines += ['', f'Throughput ({s["size"]} px; inference batch {s["infer_batch"]}, training step batch '
-              f'{s["train_batch"]} with SGD; autocast: {amp}; compiled: `torch.compile(backend='
-              f'{result["compile_backend"]!r})`, compile time = first inference + first training call; median of '
-              f'{s["repeats"]} round-robin calls):', '',
-              '| model | mode | params (M) | inference img/s | training img/s | compile s |', '|---|---|---|---|---|---|']
-    for r in result['throughput']:
-        mode = 'compiled' if r['compiled'] else 'eager'
-        if 'error' in r:
-            lines.append(f'| {r["model"]} | {mode} | {r["error"]} | | | |')
-            continue
-        lines.append(f'| {r["model"]} | {mode} | {r["params"] / 1e6:.1f} | {r["infer_ips"]:.1f} | '
-                     f'{r["train_ips"]:.1f} | {_f(r.get("compile_s"))} |')
+    amp = result['amp']
     cuda = env['device'].startswith('cuda')
+    lines += ['', f'Throughput by `benchmark.py` ({s["size"]} px; inference batch {s["infer_batch"]}, training step '
+              f'batch {s["train_batch"]} with SGD; autocast {amp}; compiled: `torch.compile(backend='
+              f'{result["compile_backend"]!r})`, compile time = first inference + first training call, not counted; '
+              f'median of {s["repeats"]} round-robin calls; max. diff = largest logit difference to eager fp32):', '',
+              '| model | mode | params (M) | GFLOPs | inference img/s | training img/s | compile s | max. diff |'
+              + (' peak MiB inference | peak MiB training |' if cuda else ''),
+              '|---|---|---|---|---|---|---|---|' + ('---|---|' if cuda else '')]
+    for r in result['throughput']:
+        if 'error' in r:
+            lines.append(f'| {r["model"]} | {r["mode"]} | {r["error"]} | | | | | |' + (' | |' if cuda else ''))
+            continue
+        peaks = f' {_f(r.get("peak_mem_mb_infer"), "{:.0f}")} | {_f(r.get("peak_mem_mb_train"), "{:.0f}")} |' \
+            if cuda else ''
+        lines.append(f'| {r["model"]} | {r["mode"]} | {r["params"] / 1e6:.2f} | {_f((r.get("flops") or 0) / 1e9, "{:.2f}")} | '
+                     f'{r["infer_ips"]:.1f} | {r["train_ips"]:.1f} | {_f(r.get("compile_s"))} | '
+                     f'{_f(r.get("max_abs_diff"), "{:.1e}")} |{peaks}')
     lines += ['', f'Memory of one training step (batch {s["train_batch"]}, {s["size"]} px) without / with `with_cp`: '
               'MiB of tensors saved for backward' + (', and peak CUDA memory above the model' if cuda else '') + ':',
               '', '| model | saved | saved, with_cp |' + (' peak | peak, with_cp |' if cuda else '')
@@ -599,9 +582,9 @@ def parse_args(argv=None):
     parser.add_argument('--out-dir', default='work_dirs/gpu_check', help='where gpu_check.md / .json are written')
     parser.add_argument('--models', nargs='+', default=None,
                         help=f'subset of {list(FAMILIES) + list(REFERENCES)} (default: all)')
-    parser.add_argument('--amp', choices=['none', 'fp16', 'bf16'], default=None,
-                        help='autocast dtype of the throughput, memory and dense checks (default: bf16 on CUDA, '
-                        'none on CPU)')
+    parser.add_argument('--amp', choices=['none', 'fp16', 'bf16'], default='bf16',
+                        help='autocast dtype of the throughput (rows beside fp32), memory and dense checks '
+                        '(default bf16)')
     parser.add_argument('--compile-backend', default=None,
                         help="torch.compile backend (default 'inductor'; 'eager' with --quick on CPU)")
     parser.add_argument('--no-compile', action='store_true', help='eager throughput only')
@@ -643,7 +626,7 @@ def main(argv=None) -> int:
     unknown = [n for n in names if n not in FAMILIES and n not in REFERENCES]
     if unknown:
         raise SystemExit(f'gpu_check: --models {unknown} unknown; accepted: {list(FAMILIES) + list(REFERENCES)}.')
-    amp = args.amp if args.amp is not None else ('bf16' if device.startswith('cuda') else 'none')
+    amp = args.amp
     backend = args.compile_backend or ('eager' if args.quick and device == 'cpu' else 'inductor')
     cv2_placeholder = ensure_cv2()
     start = time.monotonic()
@@ -659,7 +642,7 @@ def main(argv=None) -> int:
     ours = [n for n in names if n in FAMILIES]
     result = dict(date=datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC'),
                   command='python tools/analysis_tools/gpu_check.py ' + ' '.join(argv),
-                  quick=args.quick, settings=ctx.settings, compile_backend=backend,
+                  quick=args.quick, settings=ctx.settings, compile_backend=backend, amp=amp,
                   environment=environment(ctx, cv2_placeholder))
     log(f'device {device}, models {names}, amp {amp}, compile backend {backend}')
     result['precision'] = check_precision(ctx, names)
