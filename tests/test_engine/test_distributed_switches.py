@@ -40,6 +40,7 @@ def _grads(model):
 def _train_pass(model, x):
     model.train()
     model.zero_grad(set_to_none=True)
+    torch.manual_seed(0)  # the same drop-path draws for both models
     outs = model(x)
     sum((o * torch.linspace(-1, 1, o.numel()).view_as(o)).sum() for o in outs).backward()
     return [o.detach() for o in outs], _grads(model)
@@ -79,6 +80,15 @@ def test_convert_sync_batchnorm_as_the_runner_does(family):
     _same_pass(model, converted, torch.randn(2, 3, 64, 96))
     reverted = revert_sync_batchnorm(converted)
     assert not [m for m in reverted.modules() if isinstance(m, nn.SyncBatchNorm)]
+
+
+@pytest.fixture(scope='module', autouse=True)
+def _one_thread():
+    """One intra-op thread (small models; two threads waiting on each other on a shared machine are slower)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope='module')
