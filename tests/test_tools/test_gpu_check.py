@@ -52,15 +52,18 @@ def test_quick_cpu_run_passes_every_check(quick_run):
         assert 0 < row['fp16_rel_logits'] < tool.REL_BOUND['fp16']
         assert 0 < row['bf16_rel_logits'] < tool.REL_BOUND['bf16']
         assert 0 < row['fp16_rel_grads'] < 0.1 and 0 < row['bf16_rel_grads'] < 0.5
-        assert row['fp16_scale'] > 0
+        assert row['fp16_scale'] > 0 and 0 <= row['fp16_skipped_steps'] <= tool.MAX_SKIPPED_STEPS
 
-    rows = report['throughput']
-    assert [(r['model'], r['compiled']) for r in rows] == [(n, c) for n in names for c in (False, True)]
+    rows = report['throughput']  # benchmark.py's rows: eager and compiled, fp32 and bf16 autocast
+    modes = ('eager fp32', 'eager bf16', 'compiled fp32', 'compiled bf16')
+    assert [(r['model'], r['mode']) for r in rows] == [(n, m) for n in names for m in modes]
     for row in rows:
         assert 'error' not in row, row
-        assert row['infer_ips'] > 0 and row['train_ips'] > 0 and row['params'] > 0
+        assert row['infer_ips'] > 0 and row['train_ips'] > 0 and row['params'] > 0 and row['flops'] > 0
         assert len(row['infer_times']) == len(row['train_times']) == report['settings']['repeats']
         assert (row.get('compile_s') is not None) == row['compiled']
+        if row['mode'] != 'eager fp32':  # the same weights and inputs: fp32 compiled equal, autocast close
+            assert row['max_abs_diff'] < (1e-4 if row['amp'] is None else 0.1)
 
     memory = {r['model']: r for r in report['memory']}
     assert list(memory) == list(tool.FAMILIES)
@@ -80,8 +83,8 @@ def test_quick_cpu_run_passes_every_check(quick_run):
     text = (out / 'gpu_check.md').read_text()
     assert 'All checks passed' in text
     for name in names:
-        # precision, eager and compiled throughput (+ memory and dense for ours)
-        assert text.count(f'| {name} |') == (5 if name in tool.FAMILIES else 3), name
+        # precision, four throughput rows (+ memory and dense for ours)
+        assert text.count(f'| {name} |') == (7 if name in tool.FAMILIES else 5), name
     docs_text = docs.read_text()
     assert 'old' not in docs_text and text.strip() in docs_text and docs_text.endswith('gpu:end -->\ntail\n')
 
