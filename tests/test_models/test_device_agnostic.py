@@ -143,15 +143,17 @@ def test_constants_are_buffers(family):
 # PatchEmbed branches on ``pad_h > 0 or pad_w > 0``, which specialises padded and unpadded inputs (another graph),
 # and dynamo's symbolic tracing of the padded path did not finish in 10 minutes on the 2-core development machine.
 DYNAMIC_SIZES = [(64, 96), (96, 64), (64, 128), (128, 96), (96, 160)]
-# family -> most graphs dynamo may compile for the five sizes (MS-MLP measured: 2; the others trace for 1-2 min per
-# graph on 2 shared cores, so they run in the slow suite).
+# family -> most graphs dynamo may compile for the five sizes. MS-MLP measured: 2. The other families trace for
+# 1-2 min per graph on 2 shared cores and run in the slow suite; their bound of 3 allows one more size guard: PosMLP's
+# stem conv on the 3-channel input adds ``3*H*W <= 20480`` (seen at 64x128), the same fake-conv specialisation. Their
+# final counts were not measured to the end on the development machine.
 MAX_GRAPHS = {
     'msmlp': 2,
     'msmlp-zero': 2,
-    'posmlp-gqpe': 2,
-    'posmlp-lrpe': 2,
-    'stripmlp': 2,
-    'swin-msmlp': 2,
+    'posmlp-gqpe': 3,
+    'posmlp-lrpe': 3,
+    'stripmlp': 3,
+    'swin-msmlp': 3,
 }
 FAST_DYNAMIC = ('msmlp', )
 

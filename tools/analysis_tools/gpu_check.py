@@ -126,8 +126,8 @@ def install_and_rerun(wheel_dir: str, venv: str, argv: List[str]) -> int:
         parents = [p for p in site.getsitepackages() if osp.isdir(p)]
         target = subprocess.run([python, '-c', 'import sysconfig; print(sysconfig.get_paths()["purelib"])'],
                                 capture_output=True, text=True, check=True).stdout.strip()
-        with open(osp.join(target, 'mmmixer_gpu_check_parent.pth'), 'w') as f:
-            f.write('\n'.join(parents) + '\n')
+        with open(osp.join(target, 'mmmixer_gpu_check_parent.pth'), 'w') as f:  # addsitedir: their .pth files too
+            f.writelines(f'import site; site.addsitedir({p!r})\n' for p in parents)
     result = subprocess.run([python, '-m', 'pip', 'install', '--no-index', '--no-deps', *wheels])
     if result.returncode:
         raise SystemExit(f'gpu_check: pip install from {wheel_dir} into {venv} failed ({result.returncode}).')
