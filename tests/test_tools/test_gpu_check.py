@@ -126,7 +126,7 @@ def test_cv2_placeholder_when_opencv_is_missing():
         'assert isinstance(cv2.INTER_LINEAR, int) and cv2.INTER_LINEAR != cv2.INTER_NEAREST\n'
         'import mmcv, mmcv.cnn\n'
         'from mmmixer.models import MSMLP\n'
-        'print(tuple(MSMLP(arch=dict(embed_dims=8, depths=[1, 1, 1, 1]))(torch.randn(1, 3, 32, 32))[0].shape))\n'
+        'print(tuple(MSMLP(arch=dict(embed_dims=32, depths=[1, 1, 1, 1]))(torch.randn(1, 3, 32, 32))[0].shape))\n'
         'try:\n'
         '    mmcv.imresize(torch.zeros(4, 4, 3).numpy(), (2, 2))\n'
         'except ImportError as err:\n'
@@ -134,5 +134,5 @@ def test_cv2_placeholder_when_opencv_is_missing():
     )
     result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, env=subprocess_env())
     assert result.returncode == 0, result.stderr[-3000:]
-    assert '(1, 64, 1, 1)' in result.stdout
+    assert '(1, 256, 1, 1)' in result.stdout
     assert 'ImportError: cv2.resize: OpenCV is not installed (pip install opencv-python-headless)' in result.stdout
