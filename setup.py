@@ -67,5 +67,8 @@ if __name__ == '__main__':
             cls=['mmpretrain>=1.2.0'],
             det=['mmdet>=3.3.0', 'pycocotools'],
             seg=['mmsegmentation>=1.2.2', 'ftfy', 'regex'],
-            tests=['pytest', 'scikit-learn']),
+            tests=['pytest', 'scikit-learn'],
+            # tools/analysis_tools (erf.py, vis_featmap.py, plot_benchmark.py) and mmpretrain's vis_cam.py;
+            # grad-cam pulls opencv-python: next to opencv-python-headless prefer requirements/analysis.txt (--no-deps)
+            analysis=['grad-cam==1.4.8', 'ttach', 'matplotlib', 'scikit-learn']),
         zip_safe=False)

@@ -21,8 +21,8 @@ sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from helpers_mmmixer import REPO, config_path  # noqa: E402
 
 from mmmixer.models import MSMLP, PosMLP, StripMLP, SwinMSMLP  # noqa: E402
-import mmmixer.utils.checkpoint as checkpoint_lib  # noqa: E402
-from mmmixer.utils.checkpoint import CheckpointLoadError  # noqa: E402
+import mmmixer.checkpoint as checkpoint_lib  # noqa: E402
+from mmmixer.checkpoint import CheckpointLoadError  # noqa: E402
 
 DOC = osp.join(REPO, 'docs', 'bad_inputs.md')
 DEMO = 'msmlp-nano_1xb64-40e_digits.py'
@@ -164,6 +164,16 @@ def _absurd_size(ctx):
     data = bytearray(open(path, 'rb').read())
     pos = data.find(b'PK\x01\x02')  # central directory entry of the first record (data.pkl)
     struct.pack_into('<II', data, pos + 20, 2**32 - 2, 2**32 - 2)
+    open(path, 'wb').write(bytes(data))
+    return path
+
+
+def _zip_version(ctx):
+    """A zip whose directory entry of data.pkl says it needs zip version 19.5 to extract (zipfile reads up to 6.3)."""
+    import struct
+    path = _crafted(ctx, 'version.pth', b'\x80\x02}.')
+    data = bytearray(open(path, 'rb').read())
+    struct.pack_into('<H', data, data.find(b'PK\x01\x02') + 6, 195)  # "version needed to extract"
     open(path, 'wb').write(bytes(data))
     return path
 
@@ -329,10 +339,15 @@ CASES = [
     Case('foreign-short-storage', 'load_foreign_checkpoint', 'a tensor of 8 floats whose storage record holds 4',
          lambda c: _ckpt().load_foreign_checkpoint(_crafted(c, 'short.pth', _SHORT_STORAGE,
                                                             {'data/0': b'\0' * 16})),
-         CheckpointLoadError, ('short.pth', 'not a readable torch checkpoint', 'data/0 holds 16 bytes', 'needs 32')),
+         CheckpointLoadError, ('short.pth', 'not a readable torch checkpoint', 'record size (16 bytes)',
+                               'expected size (32 bytes')),
     Case('foreign-absurd-size', 'load_foreign_checkpoint', 'a zip whose directory gives `data.pkl` 4 GB',
          lambda c: _ckpt().load_foreign_checkpoint(_absurd_size(c)), CheckpointLoadError,
          ('absurd.pth', 'not a readable torch checkpoint', 'claims 4294967294 bytes')),
+    Case('foreign-zip-version', 'load_foreign_checkpoint', 'a zip whose directory says a record needs zip version 19.5',
+         lambda c: _ckpt().load_foreign_checkpoint(_zip_version(c)), CheckpointLoadError,
+         ('version.pth', 'not a readable torch checkpoint', 'NotImplementedError: zip file version 19.5',
+          'Download or copy it again')),
     Case('convert-other-family', 'msmlp_to_mmmixer.py', 'a PosMLP checkpoint (`levels.*` keys) under `model`',
          lambda c: c.convert('msmlp', c.save('posmlp.pth', {'model': {'patch_embed.projs.0.weight': _t(2),
                                                                       'levels.0.encoder.0.norm.weight': _t(2)}})),

@@ -182,7 +182,7 @@ def test_pretrained_official_file_converts_in_memory(golden, name, family):
     """``init_cfg=dict(type='Pretrained', checkpoint=<official .pth>)`` on a dense backbone gives exactly the tensors
     the command-line converter writes (no conversion step, no prefix)."""
     from mmmixer.models.backbones import MSMLP, PosMLP, StripMLP
-    from mmmixer.utils.checkpoint import load_foreign_checkpoint
+    from mmmixer.checkpoint import load_foreign_checkpoint
     cls = {'msmlp': MSMLP, 'posmlp': PosMLP, 'stripmlp': StripMLP}[family]
     path = osp.join(golden, f'{name}.official.pth')
     with open(osp.join(golden, f'{name}.json')) as f:

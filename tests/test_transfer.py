@@ -24,7 +24,7 @@ from mmengine.registry import MODELS, DefaultScope
 
 from helpers_mmmixer import config_path, official_state_from_listing
 
-from mmmixer.utils.checkpoint import load_foreign_checkpoint
+from mmmixer.checkpoint import load_foreign_checkpoint
 
 LN_NEW = {f'norm{i}.{p}' for i in range(3) for p in ('weight', 'bias')}
 BN_NEW = {f'norm{i}.{p}' for i in range(3)

@@ -21,7 +21,8 @@ MMMIXER_HOME=${MMMIXER_HOME:-$HOME/.cache/mmmixer}
 VENV=${MMMIXER_VENV:-$MMMIXER_HOME/venv-$STACK_KEY}
 WHEELS=$MMMIXER_HOME/wheels/$STACK_KEY
 REQ=$here/requirements/runtime-cpu.txt
-STAMP=$VENV/.mmmixer-stack-$(cat "$REQ" "$0" | sha1sum | cut -c1-12)  # content only: any clone path
+REQ_ANALYSIS=$here/requirements/analysis.txt  # optional extra, installed --no-deps
+STAMP=$VENV/.mmmixer-stack-$(cat "$REQ" "$REQ_ANALYSIS" "$0" | sha1sum | cut -c1-12)  # content only: any clone path
 
 log() { printf '[setup_env] %s\n' "$*" >&2; }
 
@@ -55,6 +56,8 @@ if [ ! -f "$STAMP" ]; then
   fi
   log "installing $mmcv_whl and the OpenMMLab stack"
   "${pip[@]}" install -q "$mmcv_whl" -r "$REQ"
+  log "analysis extra (grad-cam for mmpretrain's vis_cam.py; --no-deps: see requirements/analysis.txt)"
+  "${pip[@]}" install -q --no-deps -r "$REQ_ANALYSIS"
   "$VENV/bin/python" -c "import mmcv.ops, mmdet.models, mmseg.models, mmpretrain.models" \
     || { log "the stack does not import"; exit 1; }
   rm -f "$VENV"/.mmmixer-stack-*

@@ -41,7 +41,7 @@ def make_digits_folder(root: str, size: int = 32, val_ratio: float = 0.2, seed: 
         raise ValueError(f'size must be >= 8 (the scans are 8x8), got {size}.')
     if not 0 < val_ratio < 1:
         raise ValueError(f'val_ratio must be in (0, 1), got {val_ratio}.')
-    from PIL import Image
+    from PIL import Image  # demo-only dependency, imported when used
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
@@ -87,7 +87,7 @@ def _existing_info(info_file: str, overwrite: bool, **wanted) -> Tuple[dict, Opt
 
 def _digit_split(seed: int, val_ratio: float):
     """The scans (0..255 uint8, 8x8), labels and the stratified train/val index split of the classifier."""
-    from sklearn.datasets import load_digits
+    from sklearn.datasets import load_digits  # demo-only dependency, imported when used
     from sklearn.model_selection import train_test_split
     digits = load_digits()
     images = (digits.images / 16.0 * 255.0).round().astype(np.uint8)
@@ -102,7 +102,7 @@ def _compose_canvas(rng, scans, labels, pool, canvas, digit_size, max_digits, ma
     Returns the (canvas, canvas) uint8 image and a list of ``(label, mask)``; each mask is the digit's
     strokes (upsampled intensity >= ``mask_threshold``), so boxes and masks come from the real scan.
     """
-    from PIL import Image
+    from PIL import Image  # demo-only dependency, imported when used
     image = np.zeros((canvas, canvas), np.uint8)
     occupied = np.zeros((canvas, canvas), bool)
     instances = []
@@ -149,7 +149,7 @@ def make_digits_coco(root: str, num_train: int = 400, num_val: int = 80, canvas:
     Returns:
         dict: ``{'root', 'num_train', 'num_val', 'num_instances', 'classes', ...}``.
     """
-    import cv2
+    import cv2  # demo-only dependency, imported when used
     from pycocotools import mask as mask_utils
     info_file = osp.join(root, 'annotations', 'info.json')
     wanted, info = _existing_info(info_file, overwrite, num_train=num_train, num_val=num_val, canvas=canvas,
@@ -206,7 +206,7 @@ def make_digits_ade20k(root: str, num_train: int = 400, num_val: int = 80, canva
         dict: ``{'root', 'num_train', 'num_val', 'classes', ...}`` where ``classes`` maps ADE class index
         (after ``reduce_zero_label``) 0 -> 'background', 1..10 -> '0'..'9'.
     """
-    import cv2
+    import cv2  # demo-only dependency, imported when used
     info_file = osp.join(root, 'info.json')
     wanted, info = _existing_info(info_file, overwrite, num_train=num_train, num_val=num_val, canvas=canvas,
                                   digit_size=list(digit_size), max_digits=max_digits, seed=seed)

@@ -28,7 +28,7 @@ states: every random number is drawn from a generator seeded by *where* it is us
 
 ``seed`` is ``runner.seed`` (``randomness.seed``; with ``diff_rank_seed=True`` it includes the rank). The
 checkpoint's ``meta['exact_resume']`` holds only ints and a str, so checkpoints still load with
-``weights_only=True`` through :func:`mmmixer.utils.checkpoint.safe_torch_load`.
+``weights_only=True`` through :func:`mmmixer.checkpoint.safe_load.safe_torch_load`.
 
 Use it in a config in place of ``by_epoch=True``::
 

@@ -6,6 +6,11 @@ import difflib
 import os.path as osp
 from typing import Iterator, List, Optional, Sequence, Tuple
 
+from mmengine.registry import MODELS
+
+from mmmixer.checkpoint import missing_pretrained_message
+from mmmixer.registry import MODELS as MMMIXER_MODELS
+
 __all__ = ['check_backbone_type', 'check_data_roots', 'check_pretrained']
 
 
@@ -27,9 +32,7 @@ def check_backbone_type(cfg) -> None:
     backbone = (cfg.get('model') or {}).get('backbone')
     if not isinstance(backbone, dict) or not isinstance(backbone.get('type'), str):
         return
-    from mmengine.registry import MODELS
-    import mmmixer.models  # noqa: F401  (registers mmmixer's backbones)
-    from mmmixer.registry import MODELS as MMMIXER_MODELS
+    MMMIXER_MODELS.import_from_location()  # imports its location, mmmixer.models: registers our backbones
     name = backbone['type']
     scope = cfg.get('default_scope') or 'mmengine'
     with MODELS.switch_scope_and_registry(scope) as registry:
@@ -101,13 +104,11 @@ def check_pretrained(cfg) -> None:
 
     Raises:
         SystemExit: the message names the setting, the file, the family's converter (or that the official file
-            itself can be given) and ``init_cfg=None`` (:func:`mmmixer.models.pretrained.missing_pretrained_message`).
+            itself can be given) and ``init_cfg=None`` (:func:`mmmixer.checkpoint.missing_pretrained_message`).
     """
     backbone = (cfg.get('model') or {}).get('backbone')
     if not isinstance(backbone, dict):
         return
-    from mmmixer.models.pretrained import missing_pretrained_message
-    from mmmixer.registry import MODELS as MMMIXER_MODELS
     kind = backbone.get('type')
     name = kind.split('.', 1)[1] if isinstance(kind, str) and kind.startswith('mmmixer.') else None
     model = MMMIXER_MODELS.get(name) if name else None

@@ -19,6 +19,8 @@ import os
 import subprocess
 from typing import Dict, Mapping, Optional
 
+import torch.distributed as dist
+
 __all__ = [
     'LAUNCHER_ENV', 'slurm_env', 'check_launcher_env', 'init_cpu_dist', 'cpu_model_wrapper_cfg', 'check_no_sync_bn'
 ]
@@ -83,7 +85,6 @@ def init_cpu_dist(launcher: str, backend: str = 'gloo', timeout: Optional[float]
         SystemExit: the launcher's environment variables are missing (:func:`check_launcher_env`).
         ValueError: ``launcher`` is not 'pytorch' or 'slurm'.
     """
-    import torch.distributed as dist
     if launcher not in LAUNCHER_ENV:
         raise ValueError(f"init_cpu_dist: launcher must be 'pytorch' or 'slurm', got {launcher!r}.")
     check_launcher_env(launcher)

@@ -6,7 +6,8 @@ mmpretrain looks model names up in ``mmpretrain.apis.ModelHub``, which knows onl
 registers ours as soon as ``mmpretrain.apis`` is imported, without importing mmpretrain itself (it stays an
 optional dependency and ``import mmmixer`` stays light): if mmpretrain's model hub is already loaded the index is
 registered at once, otherwise a finder on ``sys.meta_path`` registers it right after ``mmpretrain.apis.model`` has
-been executed, whatever the import order. :func:`register_model_index` does the same explicitly.
+been executed, whatever the import order. :func:`register_model_index` does the same explicitly. Why a finder and
+not an import of mmpretrain at ``import mmmixer`` (measured): ``docs/design.md``, "Model index".
 
 The index is ``<mmmixer>/.mim/model-index.yml`` in an installed package (written by ``pip install .``) or
 ``model-index.yml`` at the root of a source checkout; config paths in it are relative to that directory.
@@ -17,6 +18,9 @@ import os.path as osp
 import sys
 import warnings
 from typing import Optional, Tuple
+
+from mmmixer.checkpoint.official_url import (OFFICIAL_URL_PREFIXES, load_from_official_url,  # noqa: F401 (API)
+                                             register_official_url_loader)
 
 __all__ = ['register_model_index', 'model_index_path', 'install_registration_hook', 'load_from_official_url',
            'register_official_url_loader', 'OFFICIAL_URL_PREFIXES']
@@ -54,7 +58,7 @@ def register_model_index(model_hub=None) -> bool:
     if found is None:
         return False
     if model_hub is None:
-        from mmpretrain.apis import ModelHub as model_hub
+        from mmpretrain.apis import ModelHub as model_hub  # optional and heavy: only when asked to register
     index, prefix = found
     before = set(model_hub._models_dict)
     model_hub.register_model_index(index, config_prefix=prefix)
@@ -107,48 +111,3 @@ def install_registration_hook() -> None:
     elif not any(isinstance(f, _RegisterAfterImport) for f in sys.meta_path):
         sys.meta_path.insert(0, _RegisterAfterImport())
 
-
-#: URL prefixes of official checkpoints that :func:`load_from_official_url` converts on the fly (MS-MLP's release,
-#: listed in https://github.com/JegZheng/MS-MLP#readme).
-OFFICIAL_URL_PREFIXES = {
-    'https://tsciencescu.blob.core.windows.net/projectshzheng/MSMLP/': 'MSMLP',
-}
-
-
-def load_from_official_url(filename: str, map_location=None) -> dict:
-    """mmengine checkpoint scheme for the official release URLs (``load_from``, ``load_checkpoint``,
-    ``mmpretrain.get_model(name, pretrained=True)``): download once into torch's hub cache, read without executing
-    anything from the file, convert the official layout to our classifier's keys.
-
-    mmengine logs the scheme by the function name after its first 10 characters ("official_url").
-
-    Returns:
-        dict: ``{'state_dict': {'backbone.*', 'head.fc.*'}, 'meta': {'source': URL, 'family': ...}}``.
-
-    Raises:
-        CheckpointLoadError: the downloaded file is not an official checkpoint of the family its URL belongs to.
-    """
-    from mmmixer.models import backbones
-    from mmmixer.models.pretrained import read_checkpoint
-    from mmmixer.utils.checkpoint import CheckpointLoadError
-    family = next(v for k, v in sorted(OFFICIAL_URL_PREFIXES.items(), key=lambda kv: -len(kv[0]))
-                  if filename.startswith(k))
-    backbone = getattr(backbones, family)
-    checkpoint, _ = read_checkpoint(filename)
-    found = backbone.official.find_weights(checkpoint)
-    if found is None:
-        raise CheckpointLoadError(f'"{filename}" is not an official {backbone.official.family} checkpoint.')
-    result = backbone.convert_official(found[1])
-    state_dict = result['state_dict']
-    if map_location is not None:
-        state_dict = type(state_dict)((k, v.to(map_location)) for k, v in state_dict.items())
-    return dict(state_dict=state_dict, meta=dict(source=filename, family=family, weights=found[0]))
-
-
-def register_official_url_loader() -> None:
-    """Register :func:`load_from_official_url` with mmengine's ``CheckpointLoader`` (idempotent; longer prefixes win
-    over mmengine's generic ``https://`` loader)."""
-    from mmengine.runner.checkpoint import CheckpointLoader
-    for prefix in OFFICIAL_URL_PREFIXES:
-        if CheckpointLoader._schemes.get(prefix) is not load_from_official_url:
-            CheckpointLoader.register_scheme(prefixes=prefix, force=True)(load_from_official_url)

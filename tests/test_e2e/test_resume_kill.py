@@ -58,7 +58,7 @@ def _last_checkpoint_iter(work_dir):
 
 
 def _load(path):
-    from mmmixer.utils.checkpoint import safe_torch_load
+    from mmmixer.checkpoint import safe_torch_load
     return safe_torch_load(path)  # weights_only=True with the Runner allowlist: our meta must stay loadable
 
 

@@ -233,3 +233,21 @@ def test_token_mix_casts_the_map_once_under_autocast():
                 torch.split(x, block.group_channels, 1), block.shift_dist, block.dwconv_lr, block.dwconv_td)], 1)
     assert casts == [(2, 20, 9, 11)]
     assert out.dtype == torch.bfloat16 and torch.equal(out, per_conv)
+
+
+def test_blocks_compute_in_channels_last_and_outputs_are_contiguous():
+    """The stem hands the stages a channels_last map (a view of the patch embedding's tokens), the MS blocks keep
+    it (depthwise convs and the channel MLP run fastest on it), and the returned dense maps are contiguous NCHW."""
+    model = MSMLP(arch=dict(embed_dims=20, depths=[1, 1, 1, 1]), out_indices=(0, 1, 2, 3)).eval()
+    x = torch.randn(2, 3, 64, 96)
+    stem = model.forward_stem(x)
+    assert stem.is_contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        assert model.forward_stage(0, stem, {}).is_contiguous(memory_format=torch.channels_last)
+        outs = model(x)
+        # the same function on contiguous NCHW input (the layout the blocks had before)
+        block = model.stages[0].blocks[0]
+        ref = block(stem.contiguous())
+        torch.testing.assert_close(ref, block(stem), rtol=0, atol=0)
+    assert all(o.is_contiguous() for o in outs)
+    assert [tuple(o.shape) for o in outs] == [(2, 20, 16, 24), (2, 40, 8, 12), (2, 80, 4, 6), (2, 160, 2, 3)]

@@ -101,7 +101,7 @@ def test_variants_and_per_flop_reference(bench, tmp_path, capsys):
     and output difference; --per-flop-reference divides achieved FLOP/s within a variant."""
     raw, out = tmp_path / 'raw.json', tmp_path / 'v.md'
     bench.main([TINY_MSMLP, '--per-flop-reference', TINY_STRIP, '--compile', '--compile-backend', 'eager',
-                '--amp', 'bf16', *FAST, '--json', str(raw), '--out', str(out)])
+                '--amp', 'bf16', '--clock', 'cpu', *FAST, '--json', str(raw), '--out', str(out)])
     result = json.loads(raw.read_text())
     rows = result['rows']
     assert [(r['label'][:6], r['mode']) for r in rows] == [
@@ -119,12 +119,15 @@ def test_variants_and_per_flop_reference(bench, tmp_path, capsys):
             # the eager backend runs the same graph: identical in fp32; bf16 rounds, within a few percent
             assert r['max_abs_diff'] == 0. if r['amp'] is None else 0 < r['max_abs_diff'] < 0.5
         assert ('compile_s' in r) == r['compiled']
+    assert result['settings']['clock'] == 'cpu' and 'timed by the CPU time of the process' in out.read_text()
     header = next(line for line in out.read_text().splitlines() if line.startswith('| model'))
     for col in ('mode', 'inference ÷ ref per FLOP', 'training ÷ ref per FLOP', 'inference ÷ eager fp32',
                 'compile (s)', 'max |Δ output|'):
         assert f'| {col} |' in header
     with pytest.raises(ValueError, match="--amp 'fp8': accepted values are bf16, fp16"):
         bench.run_benchmark([TINY_MSMLP], amp='fp8')
+    with pytest.raises(ValueError, match='--clock cpu measures CPU time'):
+        bench.run_benchmark([TINY_MSMLP], clock='cpu', device='cuda')
     if not torch.cuda.is_available():
         with pytest.raises(SystemExit, match='torch.cuda.is_available'):
             bench.main([TINY_MSMLP, '--device', 'cuda', *FAST])

@@ -1,11 +1,12 @@
 """Safe checkpoint loading: Runner checkpoints load, code-carrying pickles are refused without running."""
 import os.path as osp
+from collections import OrderedDict
 
 import pytest
 import torch
 
-from mmmixer.utils.checkpoint import (TRUST_ENV, CheckpointLoadError, InertObject,
-                                      load_foreign_checkpoint, safe_torch_load)
+from mmmixer.checkpoint import (TRUST_ENV, CheckpointLoadError, InertObject, load_foreign_checkpoint,
+                                safe_torch_load)
 
 
 class _Payload:
@@ -112,7 +113,7 @@ def test_mmengine_local_scheme_is_logged_as_safe_local(tmp_path, monkeypatch):
     """mmengine logs the scheme function's name without its first 10 characters ('load_from_')."""
     import mmengine.runner.checkpoint as mmengine_checkpoint
 
-    from mmmixer.utils.checkpoint import load_from_safe_local
+    from mmmixer.checkpoint import load_from_safe_local
     messages = []
     monkeypatch.setattr(mmengine_checkpoint, 'print_log', lambda msg, **kwargs: messages.append(msg))
     path = tmp_path / 'ok.pth'
@@ -121,3 +122,52 @@ def test_mmengine_local_scheme_is_logged_as_safe_local(tmp_path, monkeypatch):
     assert torch.equal(loaded['state_dict']['w'], torch.ones(1))
     assert mmengine_checkpoint.CheckpointLoader._schemes[''] is load_from_safe_local
     assert messages == [f'Loads checkpoint by safe_local backend from path: {path}']
+
+
+class CfgNode(dict):
+    """Pickles as yacs' ``CfgNode`` (a dict subclass with an instance attribute), without yacs installed."""
+    __module__ = 'yacs.config'
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.__dict__['__immutable__'] = False
+
+
+def test_foreign_classes_of_official_checkpoints_arrive_as_inert_stand_ins(tmp_path, monkeypatch):
+    import argparse
+    import sys
+    import types
+
+    import numpy as np
+    from mmengine.logging.history_buffer import HistoryBuffer
+    module = types.ModuleType('yacs.config')
+    module.CfgNode = CfgNode
+    monkeypatch.setitem(sys.modules, 'yacs', types.ModuleType('yacs'))
+    monkeypatch.setitem(sys.modules, 'yacs.config', module)
+    buf = HistoryBuffer()
+    buf.update(2.0)
+    path = tmp_path / 'official.pth'
+    config = CfgNode(MODEL=CfgNode(TYPE='msmlp'), EPOCHS=300)
+    torch.save({'model': {'w': torch.ones(2)}, 'args': argparse.Namespace(lr=1e-3), 'epoch': np.int64(299),
+                'config': config, 'buf': buf}, path)
+    ckpt = load_foreign_checkpoint(str(path))
+    assert torch.equal(ckpt['model']['w'], torch.ones(2))
+    assert ckpt['args'].qualname == 'argparse.Namespace' and ckpt['args'].state == {'lr': 1e-3}
+    assert isinstance(ckpt['epoch'], InertObject) and ckpt['epoch'].qualname.endswith('multiarray.scalar')
+    assert ckpt['buf'].qualname == 'mmengine.logging.history_buffer.HistoryBuffer'
+    assert type(ckpt['config']) is OrderedDict and type(ckpt['config']['MODEL']) is OrderedDict
+    assert ckpt['config'] == {'MODEL': {'TYPE': 'msmlp'}, 'EPOCHS': 300}
+
+
+def test_flipped_bit_in_a_tensor_record_is_refused(tmp_path):
+    """torch's zip reader does not check the records' CRC-32: this file would load with a different tensor."""
+    path = tmp_path / 'flipped.pth'
+    w = torch.full((64, ), 7.0)
+    torch.save({'model': {'w': w}}, path)
+    data = bytearray(path.read_bytes())
+    data[data.find(w.numpy().tobytes()) + 100] ^= 0x40  # inside the storage record of w
+    path.write_bytes(bytes(data))
+    assert not torch.equal(torch.load(path, weights_only=True)['model']['w'], w)
+    for loader in (load_foreign_checkpoint, safe_torch_load):
+        with pytest.raises(CheckpointLoadError, match=r'flipped\.pth.*not a readable.*CRC-32'):
+            loader(str(path))

@@ -8,7 +8,7 @@ import torch.nn as nn
 from mmengine.runner.checkpoint import load_checkpoint
 
 from mmmixer.models import MSMLP, PosMLP, StripMLP, SwinMSMLP
-from mmmixer.utils.checkpoint import CheckpointLoadError
+from mmmixer.checkpoint import CheckpointLoadError
 
 # family -> (class, kwargs of the model, kwargs of a checkpoint of another arch, a key whose shape differs)
 FAMILIES = {

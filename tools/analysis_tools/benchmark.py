@@ -4,6 +4,7 @@
         [--size 224 [800x1333 ...]] [--batch 16] [--train-batch 8] [--repeats 5] [--train-repeats 3] [--warmup 2]
         [--backbone-only] [--no-train] [--complexity-only] [--profile N] [--official FAMILY=DIR]
         [--device cpu|cuda] [--compile] [--amp bf16|fp16] [--channels-last] [--per-flop-reference MODEL]
+        [--clock wall|cpu]
         [--out FILE [--section NAME]] [--json FILE]
 
 MODEL is a config, optionally followed by ``::key=value`` overrides of the config (as ``--cfg-options``)::
@@ -39,6 +40,9 @@ preprocessor. With ``--backbone-only`` only ``model.backbone`` is timed (use ove
   ``--amp bf16|fp16`` adds a ``torch.autocast`` row beside each fp32 one (fp16 training steps with a
   ``GradScaler``); with both, four rows per model. Ratio columns compare rows of the same variant;
   ``÷ eager fp32`` is the speed-up of a variant over the same model's eager fp32 row.
+* ``--clock cpu`` times each call by the CPU time of this process (``time.process_time``, all threads) instead
+  of wall time: on a shared machine, time-slicing by other processes then does not count (their cache and memory
+  traffic still does). On an idle machine at one thread both clocks agree.
 * ``--per-flop-reference MODEL``: achieved FLOP/s (forward FLOPs x images/s, the ``GFLOP/s`` columns) relative to
   MODEL's in the same variant: 1.0 means the model turns its FLOPs into time as well as MODEL does.
 * ``--out FILE --section NAME`` replaces the text between ``<!-- benchmark:NAME:begin -->`` and
@@ -267,6 +271,8 @@ OFFICIAL = {'stripmlp': ('StripMLP', _official_stripmlp), 'msmlp': ('MSMLP', _of
 # ---------------------------------------------------------------------------------------------------------------
 # measuring
 # ---------------------------------------------------------------------------------------------------------------
+#: ``--clock`` value -> timer: wall time, or the CPU time of this process (all its threads)
+CLOCKS = {'wall': time.perf_counter, 'cpu': time.process_time}
 #: ``--amp`` value -> autocast dtype
 AMP_DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16}
 
@@ -332,18 +338,18 @@ class Subject:
             self.scaler.step(self.optimizer)
             self.scaler.update()
 
-    def timed(self, train: bool) -> Tuple[float, Optional[float]]:
-        """One call: (seconds, peak memory in MiB or None). On CUDA the clock stops after
+    def timed(self, train: bool, clock: Callable[[], float] = time.perf_counter) -> Tuple[float, Optional[float]]:
+        """One call: (seconds by ``clock``, peak memory in MiB or None). On CUDA the clock stops after
         ``torch.cuda.synchronize`` and the peak is ``torch.cuda.max_memory_allocated`` during the call."""
         cuda = self.device.type == 'cuda'
         if cuda:
             torch.cuda.synchronize(self.device)
             torch.cuda.reset_peak_memory_stats(self.device)
-        start = time.perf_counter()
+        start = clock()
         self.call(train)
         if cuda:
             torch.cuda.synchronize(self.device)
-        seconds = time.perf_counter() - start
+        seconds = clock() - start
         return seconds, torch.cuda.max_memory_allocated(self.device) / 2**20 if cuda else None
 
 
@@ -396,7 +402,7 @@ def run_benchmark(models: Sequence[str], reference: Optional[str] = None, sizes=
                   repeats=5, train_repeats=3, warmup=2, threads=None, train=True, backbone_only=False,
                   complexity_only=False, profile=0, official: Optional[dict] = None, seed=0, device='cpu',
                   compile=False, amp: Optional[str] = None, channels_last=False,
-                  per_flop_reference: Optional[str] = None, compile_backend='inductor',
+                  per_flop_reference: Optional[str] = None, compile_backend='inductor', clock='wall',
                   log=lambda msg: None) -> dict:
     """Measure every model (and the references, appended if missing) at every size in this process.
 
@@ -428,6 +434,11 @@ def run_benchmark(models: Sequence[str], reference: Optional[str] = None, sizes=
         raise ValueError(f'benchmark: --amp {amp!r}: accepted values are {", ".join(AMP_DTYPES)}.')
     if device not in ('cpu', 'cuda') and not str(device).startswith('cuda:'):
         raise ValueError(f'benchmark: --device {device!r}: accepted values are cpu, cuda, cuda:N.')
+    if clock not in CLOCKS:
+        raise ValueError(f'benchmark: --clock {clock!r}: accepted values are {", ".join(CLOCKS)}.')
+    if clock == 'cpu' and str(device).startswith('cuda'):
+        raise ValueError('benchmark: --clock cpu measures CPU time, not GPU work; use --clock wall with --device '
+                         'cuda.')
     if str(device).startswith('cuda') and not torch.cuda.is_available():
         raise ValueError(f'benchmark: --device {device} but torch.cuda.is_available() is False (torch '
                          f'{torch.__version__}); use --device cpu or a CUDA build of torch on a GPU machine.')
@@ -504,7 +515,7 @@ def run_benchmark(models: Sequence[str], reference: Optional[str] = None, sizes=
                 s.row[f'peak_mem_mb_{mode}'] = None
             for _ in range(count):
                 for s in subjects:
-                    seconds, peak = s.timed(mode == 'train')
+                    seconds, peak = s.timed(mode == 'train', CLOCKS[clock])
                     s.row[f'{mode}_times'].append(seconds)
                     if peak is not None:
                         s.row[f'peak_mem_mb_{mode}'] = max(peak, s.row[f'peak_mem_mb_{mode}'] or 0.)
@@ -549,7 +560,7 @@ def run_benchmark(models: Sequence[str], reference: Optional[str] = None, sizes=
                     train_repeats=train_repeats, warmup=warmup, threads=torch.get_num_threads(), train=train,
                     backbone_only=backbone_only, complexity_only=complexity_only, reference=reference,
                     official=official, device=str(device), compile=compile, compile_backend=compile_backend,
-                    amp=amp, channels_last=channels_last,
+                    amp=amp, channels_last=channels_last, clock=clock,
                     per_flop_reference=per_flop_reference)
     return dict(settings=settings, machine=machine, rows=[s.row for s in subjects])
 
@@ -610,7 +621,8 @@ def format_report(result: dict, command: Optional[str] = None) -> str:
         lines.append(f'Settings: {what}; inference batch {s["batch"]} (eval, no_grad)'
                      + (f', training step batch {s["train_batch"]} (backward, SGD)' if s['train'] else '')
                      + f'; median of {s["repeats"]} / {s["train_repeats"]} timed calls after {s["warmup"]} warm-up '
-                     'calls, round-robin over the models.')
+                     'calls, round-robin over the models'
+                     + ('; timed by the CPU time of the process (--clock cpu).' if s.get('clock') == 'cpu' else '.'))
         gpu = f'; GPU {m["gpu"]} (CUDA {m["cuda"]})' if m.get('gpu') else ''
         flags = f' ({" ".join(m["cpu_flags"])})' if m.get('cpu_flags') else ''
         lines.append(f'Machine: {m["cpu"]}{flags}, {m["usable_cpus"]} of {m["logical_cpus"]} CPUs usable{gpu}; '
@@ -725,6 +737,10 @@ def parse_args(argv=None):
     p.add_argument('--amp', default=None, choices=sorted(AMP_DTYPES),
                    help='add an autocast row (bf16 or fp16) beside each fp32 row')
     p.add_argument('--channels-last', action='store_true', help='channels_last inputs and weights')
+    p.add_argument('--clock', default='wall', choices=sorted(CLOCKS),
+                   help='wall (default) or cpu: CPU time of the process, which time-slicing by other processes on a '
+                        'shared machine does not inflate (CPU only; equal to wall time on an idle machine at 1 '
+                        'thread)')
     p.add_argument('--threads', type=int, default=None, help='torch.set_num_threads')
     p.add_argument('--size', nargs='+', default=['224'], help='input sizes, N or HxW (default 224)')
     p.add_argument('--batch', type=int, default=16, help='inference batch (default 16)')
@@ -759,6 +775,7 @@ def main(argv=None):
                                args.complexity_only, args.profile, official, args.seed, device=args.device,
                                compile=args.compile, amp=args.amp, channels_last=args.channels_last,
                                per_flop_reference=args.per_flop_reference, compile_backend=args.compile_backend,
+                               clock=args.clock,
                                log=lambda msg: print(msg, file=sys.stderr, flush=True))
     except ValueError as err:
         raise SystemExit(str(err)) from None

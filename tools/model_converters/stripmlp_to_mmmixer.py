@@ -21,7 +21,7 @@ if osp.isfile(osp.join(_REPO, 'mmmixer', '__init__.py')) and _REPO not in sys.pa
     sys.path.insert(0, _REPO)
 
 from mmmixer.models.backbones.strip_mlp import OFFICIAL, convert_official_stripmlp  # noqa: E402
-from mmmixer.models.converter import converter_main  # noqa: E402
+from mmmixer.checkpoint import converter_main  # noqa: E402
 
 
 def main(argv=None):

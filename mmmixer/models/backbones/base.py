@@ -4,7 +4,7 @@ One place for what the four families share (the pattern of mmpretrain's ``ConvNe
 mmdet's ``ResNet``): arch presets, ``out_indices`` / ``frozen_stages`` / ``norm_eval`` / ``gap_before_final_norm``,
 the stochastic-depth schedule, the output norms ``norm{i}`` and the output loop, ``get_layer_depth`` for layer-wise
 learning-rate decay, the deprecated ``pretrained`` argument, and ``init_cfg=dict(type='Pretrained', ...)`` loading
-(our checkpoints and, converted in memory, the official ones: :mod:`mmmixer.models.pretrained`).
+(our checkpoints and, converted in memory, the official ones: :mod:`mmmixer.checkpoint.pretrained`).
 
 A family file then holds only block -> stage -> backbone: the backbone class builds ``patch_embed`` and ``stages``
 and defines :meth:`MixerBackbone.forward_stem` and :meth:`MixerBackbone.forward_stage`.
@@ -19,13 +19,13 @@ from mmcv.cnn import build_norm_layer
 from mmengine.model import BaseModule
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from mmmixer.utils.checkpoint import CheckpointLoadError, check_state_dict_fits
+from mmmixer.checkpoint import CheckpointHooks, check_local_pretrained, pretrained_to_init_cfg
 from ..utils import check_input, normalize_out_indices, parse_arch
 
 __all__ = ['MixerBackbone']
 
 
-class MixerBackbone(BaseModule):
+class MixerBackbone(CheckpointHooks, BaseModule):
     """Base class of the mmmixer backbones: a stem ``patch_embed``, stages ``stages[i]`` and output norms ``norm{i}``.
 
     Subclasses set the class attributes below, call :meth:`__init__` first (it parses and validates the shared
@@ -41,15 +41,9 @@ class MixerBackbone(BaseModule):
             official Strip-MLP head order).
         downsample_at_end (bool): stage i's ``downsample`` runs after its blocks (Swin) rather than before them; only
             changes the layer ids of :meth:`get_layer_depth`.
-        official (OfficialConverter, optional): the family's official checkpoint layout; a ``Pretrained``
-            checkpoint in that layout is converted on load (:meth:`convert_official`).
-        default_init_cfg (list[dict], optional): the family's default initialisation.
-        init_before_pretrained (bool): apply ``default_init_cfg`` before a ``Pretrained`` load (for families whose
-            checkpoints may leave whole blocks new, e.g. the hybrid's MS blocks from a Swin checkpoint); otherwise,
-            as with mmengine's ``PretrainedInit``, tensors absent from the checkpoint keep their construction-time
-            values.
-        _arch_fields (tuple[str]): attributes shown as "the arch" in checkpoint errors.
-        _dropped_on_load (tuple[str]): checkpoint key suffixes the backbone drops on load (derived buffers).
+
+    The checkpoint hooks (``official``, ``default_init_cfg``, ``convert_official``, ``_may_be_new``, ...) come from
+    :class:`mmmixer.checkpoint.CheckpointHooks`, which documents what each family may override.
 
     Args (shared by every family; see each backbone for its defaults):
         arch (str | dict): preset name or custom settings.
@@ -82,11 +76,6 @@ class MixerBackbone(BaseModule):
     stem_name = 'stem'
     out_norm_layout = 'channels_last'
     downsample_at_end = False
-    official = None
-    default_init_cfg: Optional[list] = None
-    init_before_pretrained = False
-    _arch_fields: Sequence[str] = ('embed_dims', 'depths', 'in_channels')
-    _dropped_on_load: Sequence[str] = ()
 
     def __init__(self,
                  arch: Union[str, dict],
@@ -97,7 +86,6 @@ class MixerBackbone(BaseModule):
                  gap_before_final_norm: bool,
                  init_cfg: Optional[Union[dict, list]],
                  pretrained: Optional[str] = None):
-        from ..pretrained import check_local_pretrained, pretrained_to_init_cfg
         name = type(self).__name__
         init_cfg = pretrained_to_init_cfg(pretrained, init_cfg, name)
         check_local_pretrained(init_cfg, self)
@@ -243,62 +231,3 @@ class MixerBackbone(BaseModule):
         if match.group(3) is None:  # downsample
             return sum(self.depths[:stage + 1 if self.downsample_at_end else stage]), num_layers
         return sum(self.depths[:stage]) + int(match.group(3)) + 1, num_layers
-
-    # ------------------------------------------------------------------------------------------- checkpoints
-    def arch_repr(self) -> str:
-        """E.g. ``'MSMLP(embed_dims=[32, 64, 128, 256], depths=[1, 1, 2, 1], in_channels=3)'``."""
-        fields = ', '.join(f'{name}={getattr(self, name)!r}' for name in self._arch_fields if hasattr(self, name))
-        return f'{type(self).__name__}({fields})'
-
-    def _tolerate_on_load(self, key: str, checkpoint_tensor: Any, model_tensor: Any) -> bool:
-        """Whether a shape difference of ``key`` is adapted on load (none by default)."""
-        return False
-
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        # a checkpoint file of another arch: one clear error instead of mmengine's silent partial load
-        check_state_dict_fits(self, state_dict, prefix, self.arch_repr(), ignore_unexpected=self._dropped_on_load,
-                              tolerate=self._tolerate_on_load)
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
-
-    # hooks of :func:`mmmixer.models.pretrained.load_pretrained`
-    @classmethod
-    def convert_official(cls, state_dict: dict) -> dict:
-        """Convert an official state dict (``cls.official`` layout): ``dict(state_dict=..., arch=..., ...)``."""
-        raise NotImplementedError(f'{cls.__name__} has no official checkpoint layout.')
-
-    def _adapt_pretrained(self, state: Dict[str, Any]) -> Dict[str, Any]:
-        """Rename / drop checkpoint tensors of older layouts before matching (prefix already stripped)."""
-        return state
-
-    def _derived_on_load(self, key: str) -> bool:
-        """Model tensors computed from the configuration, never read from a checkpoint."""
-        return False
-
-    def _may_be_new(self, key: str) -> bool:
-        """Model tensors that may be absent from a checkpoint: the output norms (a classifier has only the last)."""
-        return re.match(r'norm\d+\.', key) is not None
-
-    def _may_be_unused(self, key: str) -> bool:
-        """Checkpoint tensors of this backbone's modules that the model may lack: other output norms."""
-        return re.match(r'norm\d+\.', key) is not None
-
-    def _raise_pretrained_mismatch(self, name: str, plan: Any, problems: List[str]) -> None:
-        raise CheckpointLoadError(
-            f'Checkpoint "{name}" does not fit {self.arch_repr()} (keys under prefix {plan.report.prefix!r}): '
-            + '; '.join(problems) + '. Nothing was loaded into the backbone. Use a checkpoint of this arch'
-            + (f' (official {self.official.family} files are converted on load)' if self.official else '')
-            + ", or set the backbone's arch to the checkpoint's.")
-
-    def init_weights(self):
-        """Initialise; a ``Pretrained`` entry of ``init_cfg`` is loaded by :func:`mmmixer.models.pretrained.
-        load_pretrained` after the other entries (or the family's default init) ran: official checkpoints are
-        converted in memory, the split into loaded / new / unused tensors is logged and kept in
-        ``self.pretrained_report``.
-
-        Raises:
-            ValueError: more than one ``Pretrained`` entry.
-            FileNotFoundError / CheckpointLoadError: see :func:`~mmmixer.models.pretrained.load_pretrained`.
-        """
-        from ..pretrained import init_with_pretrained
-        if not init_with_pretrained(self, super().init_weights):
-            super().init_weights()

@@ -16,7 +16,7 @@ from mmengine.model import ModuleList
 
 from mmmixer.registry import MODELS
 from .base import MixerBackbone
-from ..converter import OfficialConverter
+from mmmixer.checkpoint import OfficialConverter
 from ..layers.mix_shift import SHIFT_MODES, MixShiftBlock
 
 __all__ = ['MSMLP', 'convert_official_msmlp']
@@ -46,7 +46,7 @@ class MSMLPStage(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.downsample is not None:
             x, (h, w) = self.downsample(x)  # (B, h*w, C), LayerNorm applied
-            x = x.transpose(1, 2).reshape(x.shape[0], -1, h, w)
+            x = x.view(x.shape[0], h, w, -1).permute(0, 3, 1, 2)  # channels_last view, no copy
         for block in self.blocks:
             x = block(x)
         return x
@@ -174,7 +174,7 @@ class MSMLP(MixerBackbone):
         init_cfg (dict | list[dict], optional): initialisation; default truncated normal (std 0.02) for
             Linear and ones/zeros for LayerNorm, PyTorch default for convs (official ``_init_weights``). A
             ``Pretrained`` entry accepts our checkpoints and the official release files (path or URL; converted on
-            load, see :mod:`mmmixer.models.pretrained`).
+            load, see :mod:`mmmixer.checkpoint.pretrained`).
 
     Returns (forward):
         tuple[Tensor]: one tensor per ``out_indices`` entry, (B, C_i) or (B, C_i, H_i, W_i).
@@ -243,10 +243,13 @@ class MSMLP(MixerBackbone):
         self._freeze_stages()
 
     def forward_stem(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, in_channels, H, W) -> (B, C0, ceil(H/4), ceil(W/4)), normalised."""
+        """(B, in_channels, H, W) -> (B, C0, ceil(H/4), ceil(W/4)), normalised, in channels_last memory.
+
+        channels_last from here on: the MS blocks' depthwise convs and channel MLP run fastest on it
+        (:class:`MixShiftBlock`); the returned maps are made contiguous again (:meth:`forward_output`)."""
         x, (h, w) = self.patch_embed(x)  # (B, h*w, C0)
         x = self.drop_after_pos(x)
-        return x.transpose(1, 2).reshape(x.shape[0], -1, h, w)
+        return x.view(x.shape[0], h, w, -1).permute(0, 3, 1, 2)  # channels_last view, no copy
 
     def forward_stage(self, i: int, x: torch.Tensor, cache: dict) -> torch.Tensor:
         """(B, C_{i-1}, H, W) -> (B, C_i, ceil(H/2), ceil(W/2)) (stage 0 keeps the size)."""

@@ -21,7 +21,7 @@ from mmengine.model import ModuleList
 
 from mmmixer.registry import MODELS
 from .base import MixerBackbone
-from ..converter import OfficialConverter
+from mmmixer.checkpoint import OfficialConverter
 from ..layers.positional_maps import (DERIVED_BUFFERS, NEGLIGIBLE_WEIGHT, LearnedPosMap,  # noqa: F401
                                       QuadraticPosMap, window_partition, window_reverse)
 

@@ -30,7 +30,7 @@ from mmengine.model import ModuleList
 
 from mmmixer.registry import MODELS
 from .base import MixerBackbone
-from ..converter import OfficialConverter
+from mmmixer.checkpoint import OfficialConverter
 from ..layers.strip_mixing import CGSMM, GRN, LSMM, pointwise_conv, window_starts  # noqa: F401
 
 __all__ = ['StripMLP', 'StripMLPBlock', 'convert_official_stripmlp']

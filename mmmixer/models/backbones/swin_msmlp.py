@@ -25,11 +25,12 @@ import torch.utils.checkpoint as cp
 from mmcv.cnn.bricks.transformer import PatchEmbed, PatchMerging
 from mmengine.model import BaseModule, ModuleList
 
+from mmmixer.checkpoint import CheckpointLoadError
+from mmmixer.checkpoint import SwinLoadReport, load_swin_pretrained, resize_bias_table  # noqa: F401 (API)
 from mmmixer.registry import MODELS
 from .base import MixerBackbone
 from .ms_mlp import MSMLP
 from ..layers.mix_shift import MixShiftBlock
-from ..swin_checkpoint import SwinLoadReport, load_swin_pretrained, resize_bias_table  # noqa: F401 (API)
 
 __all__ = [
     'SwinMSMLP', 'SwinLoadReport', 'load_swin_pretrained', 'resize_bias_table', 'BLOCK_TYPES', 'NAMED_PATTERNS'
@@ -87,8 +88,10 @@ class TokenMixShiftBlock(MixShiftBlock):
         """(B, H*W, C), (H, W) -> (B, H*W, C)."""
         b, n, c = x.shape
         h, w = hw_shape
-        x = x.transpose(1, 2).reshape(b, c, h, w)
-        return super().forward(x).flatten(2).transpose(1, 2)
+        # (B, H*W, C) read as a channels_last (B, C, H, W) map and back: views, no copy (the block computes in
+        # channels_last memory)
+        x = x.view(b, h, w, c).permute(0, 3, 1, 2)
+        return super().forward(x).permute(0, 2, 3, 1).reshape(b, n, c)
 
 
 class SwinMSMLPStage(BaseModule):
@@ -188,7 +191,7 @@ class SwinMSMLP(MixerBackbone):
     mmpretrain-format Swin checkpoint (e.g. the ones in mmpretrain's ``configs/swin_transformer/metafile.yml``)
     goes through :func:`load_swin_pretrained`: the default initialisation is applied first (MS blocks are new),
     then every Swin tensor is copied, the split into loaded / new / unused tensors is logged and kept in
-    ``self.pretrained_report``, and a missing or mis-shaped Swin tensor raises ``ValueError``.
+    ``self.pretrained_report``, and a missing or mis-shaped Swin tensor raises ``CheckpointLoadError``.
 
     Args:
         arch (str | dict): 'tiny' | 'small' | 'base' (also 't', 's', 'b'), or a dict with exactly the keys
@@ -445,18 +448,15 @@ class SwinMSMLP(MixerBackbone):
         return True
 
     def _raise_pretrained_mismatch(self, name: str, plan, problems: List[str]) -> None:
-        problems = []
-        if plan.required_missing:
-            problems.append(f'{len(plan.required_missing)} Swin tensors of the model are missing from the '
-                            f'checkpoint, e.g. {plan.required_missing[:5]}')
-        if plan.mismatched:
-            problems.append(f'{len(plan.mismatched)} tensors have another shape, e.g. {plan.mismatched[:5]}')
+        """The base error (:class:`~mmmixer.checkpoint.CheckpointLoadError` listing ``problems``) with the Swin hints:
+        the arch to match, and the checkpoint format when the patch embedding is missing."""
         hint = ''
         if 'patch_embed.projection.weight' in plan.required_missing:
             hint = (' Is it an mmpretrain-format Swin checkpoint? Official microsoft/Swin-Transformer checkpoints '
                     '("layers.*" keys) must be converted to mmpretrain\'s layout first (mmpretrain publishes '
                     'converted copies).')
         where = 'the checkpoint dict' if name == 'the checkpoint dict' else f'checkpoint "{name}"'
-        raise ValueError(f'load_swin_pretrained: {where}: ' + '; '.join(problems) + '. Does the checkpoint have '
-                         f'the same arch (embed_dims {self.embed_dims[0]}, depths {self.depths}, num_heads '
-                         f'{self.num_heads}) and patch size? Pass strict=False to load what fits.{hint}')
+        raise CheckpointLoadError(f'load_swin_pretrained: {where}: ' + '; '.join(problems) + '. Does the checkpoint '
+                                  f'have the same arch (embed_dims {self.embed_dims[0]}, depths {self.depths}, '
+                                  f'num_heads {self.num_heads}) and patch size? Pass strict=False to load what '
+                                  f'fits.{hint}')

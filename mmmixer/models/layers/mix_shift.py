@@ -68,7 +68,8 @@ class MixShiftBlock(nn.Module):
         with_cp (bool): gradient checkpointing of this block (``use_reentrant=False``). Default False.
 
     Shapes:
-        input and output: (B, C, H, W), any H, W >= 1.
+        input and output: (B, C, H, W), any H, W >= 1. The output is in channels_last memory (the layout the
+        depthwise convs and the channel MLP run fastest in); a channels_last input needs no layout copy.
 
     Raises:
         ValueError: unequal lengths of ``shift_dist``/``mix_size``, an even kernel size, an unknown
@@ -146,20 +147,22 @@ class MixShiftBlock(nn.Module):
         return conv(F.pad(x, pad))
 
     def token_mix(self, x: torch.Tensor) -> torch.Tensor:
-        """Mix-and-shift token mixing: (B, C, H, W) -> (B, C, H, W)."""
+        """Mix-and-shift token mixing: (B, C, H, W) -> (B, C, H, W) in channels_last memory."""
         if torch.is_autocast_enabled(x.device.type):
             # the convs would cast each group twice (once per branch); one cast of the whole map halves that, and the
             # shifts then move half the bytes
             x = x.to(torch.get_autocast_dtype(x.device.type))
-        groups = torch.split(x, self.group_channels, dim=1)
-        out = [
-            self._shift_mix(xg, s, lr, 3) + self._shift_mix(xg, s, td, 2)
-            for xg, s, lr, td in zip(groups, self.shift_dist, self.dwconv_lr, self.dwconv_td)
-        ]
-        return torch.cat(out, dim=1)
+        out = []
+        for xg, s, lr, td in zip(torch.split(x, self.group_channels, dim=1), self.shift_dist, self.dwconv_lr,
+                                 self.dwconv_td):
+            # depthwise convs run several times faster on channels_last memory (CPU oneDNN), and the group outputs,
+            # read as (B, H, W, C_g), concatenate into the (B, H, W, C) map the channel MLP reads without a copy
+            xg = xg.contiguous(memory_format=torch.channels_last)
+            out.append((self._shift_mix(xg, s, lr, 3) + self._shift_mix(xg, s, td, 2)).permute(0, 2, 3, 1))
+        return torch.cat(out, dim=-1).permute(0, 3, 1, 2)
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.token_mix(x).permute(0, 2, 3, 1)  # (B, H, W, C)
+        y = self.token_mix(x).permute(0, 2, 3, 1)  # (B, H, W, C), contiguous
         y = self.pwconv2(self.act(self.pwconv1(self.norm(y))))
         if self.gamma is not None:
             y = y * self.gamma
