@@ -5,6 +5,7 @@ resolves from configs whose ``default_scope`` is mmpretrain, mmdet or mmseg, and
 our modules on first use. Only public classes are registered; internal blocks are built in Python (an unscoped
 ``MODELS.build`` under another default scope looks in the wrong registry).
 """
+from mmengine.registry import HOOKS as MMENGINE_HOOKS
 from mmengine.registry import LOOPS as MMENGINE_LOOPS
 from mmengine.registry import MODELS as MMENGINE_MODELS
 from mmengine.registry import \
@@ -12,7 +13,7 @@ from mmengine.registry import \
 from mmengine.registry import OPTIM_WRAPPERS as MMENGINE_OPTIM_WRAPPERS
 from mmengine.registry import Registry
 
-__all__ = ['MODELS', 'OPTIM_WRAPPER_CONSTRUCTORS', 'OPTIM_WRAPPERS', 'LOOPS']
+__all__ = ['MODELS', 'OPTIM_WRAPPER_CONSTRUCTORS', 'OPTIM_WRAPPERS', 'LOOPS', 'HOOKS']
 
 MODELS = Registry(
     'model', parent=MMENGINE_MODELS, scope='mmmixer', locations=['mmmixer.models'])
@@ -27,3 +28,5 @@ OPTIM_WRAPPERS = Registry(
     'optim_wrapper', parent=MMENGINE_OPTIM_WRAPPERS, scope='mmmixer', locations=['mmmixer.engine'])
 
 LOOPS = Registry('loop', parent=MMENGINE_LOOPS, scope='mmmixer', locations=['mmmixer.engine'])
+
+HOOKS = Registry('hook', parent=MMENGINE_HOOKS, scope='mmmixer', locations=['mmmixer.engine'])

@@ -127,3 +127,29 @@ def miniaturize(cfg, coco_root=None, ade_root=None, work_dir=None, num_images=4)
         cfg.train_cfg.max_iters = 2
         cfg.train_cfg.val_interval = 2
     return cfg
+
+
+def short_digits_cfg(root, work_dir, name, extra_args=(), images=32, batch=8, epochs=2):
+    """The digits demo config as ``tools/train.py`` prepares it (its ``merge_args``, e.g. for ``--amp``), made short
+    and deterministic: ``images`` training images, ``batch`` per iteration, ``epochs`` epochs, no validation, drop
+    path 0, no random crop offsets, seed 0; ``name`` is the experiment name (unique per Runner in a process)."""
+    import importlib.util
+    from mmengine.config import Config
+    spec = importlib.util.spec_from_file_location('mmmixer_train_tool', osp.join(REPO, 'tools', 'train.py'))
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    args = tool.parse_args([config_path('msmlp-nano_1xb64-40e_digits.py'), '--work-dir', str(work_dir),
+                            *extra_args])
+    cfg = tool.merge_args(Config.fromfile(args.config), args)
+    cfg.merge_from_dict({
+        'train_dataloader.dataset.data_root': root, 'train_dataloader.dataset.indices': images,
+        'train_dataloader.batch_size': batch, 'train_dataloader.num_workers': 0,
+        'train_dataloader.persistent_workers': False,
+        'train_dataloader.dataset.pipeline.1.padding': 0, 'model.backbone.drop_path_rate': 0.,
+        'train_cfg.max_epochs': epochs, 'param_scheduler.0.end': 1, 'param_scheduler.1.begin': 1,
+        'param_scheduler.1.end': epochs, 'default_hooks.logger.interval': 1,
+        'default_hooks.checkpoint.interval': 100, 'default_hooks.checkpoint.save_best': None,
+        'randomness.seed': 0, 'randomness.deterministic': True, 'experiment_name': name,
+    })
+    cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
+    return cfg

@@ -85,6 +85,12 @@ def merge_args(cfg, args):
             cfg.setdefault('env_cfg', dict()).setdefault('dist_cfg', dict())['backend'] = 'gloo'
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
+    if cfg.get('compile'):
+        # mmengine compiles model.train_step, optimizer step included: plain-dict param groups (PlainParamGroupsHook)
+        hooks = list(cfg.get('custom_hooks') or [])
+        if not any(str(h.get('type', '')).endswith('PlainParamGroupsHook') for h in hooks):
+            hooks.append(dict(type='mmmixer.PlainParamGroupsHook'))
+        cfg.custom_hooks = hooks
     if args.no_validate:  # after --cfg-options, which may set val_dataloader.* (e.g. its data_root)
         cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
     if args.launcher != 'none':
