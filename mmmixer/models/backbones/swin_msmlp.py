@@ -161,11 +161,6 @@ class SwinMSMLP(MixerBackbone):
     base      128          [2, 2, 18, 2]    [4, 8, 16, 32]
     ========  ===========  ===============  ==================
 
-    Pretrained Swin weights: ``init_cfg=dict(type='Pretrained', checkpoint=..., prefix='backbone.')`` with an
-    mmpretrain-format Swin checkpoint goes through :func:`load_swin_pretrained`: the default initialisation runs
-    first (MS blocks are new), then every Swin tensor is copied and the split into loaded / new / unused tensors is
-    kept in ``self.pretrained_report``.
-
     Args:
         arch (str | dict): 'tiny' | 'small' | 'base' (also 't', 's', 'b'), or a dict with exactly the keys
             ``embed_dims`` (int, stage i has ``embed_dims * 2**i`` channels), ``depths`` and ``num_heads``
@@ -191,7 +186,8 @@ class SwinMSMLP(MixerBackbone):
         init_cfg (dict | list[dict], optional): default ``default_init_cfg``: truncated normal (std 0.02, bias 0)
             for Linear, ones/zeros for LayerNorm (official Swin and MS-MLP ``_init_weights``), truncated normal
             (std 0.02) for the relative position bias tables (mmpretrain ``WindowMSA.init_weights``), PyTorch
-            default for convs.
+            default for convs. A ``Pretrained`` mmpretrain Swin checkpoint loads through :func:`load_swin_pretrained`
+            (MS blocks stay new; docs/families.md, "Swin + MS-MLP hybrid").
         in_channels, out_indices, frozen_stages, norm_eval, gap_before_final_norm, pretrained: shared, see
             :class:`~mmmixer.models.backbones.base.MixerBackbone` (defaults 3, -1, -1, False, False, None);
             ``gap_before_final_norm=False`` with a ``GlobalAveragePooling`` neck is mmpretrain's Swin classifier.
