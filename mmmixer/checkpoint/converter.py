@@ -47,6 +47,10 @@ class OfficialConverter:
         stage_offset (int): see ``block_pattern``. Default 0.
         model_noun (str, optional): what the error for unmapped keys calls the model (default
             ``'an official <family> model'``).
+
+    A rule may map onto ``norm{last}``: :meth:`convert_keys` writes the last stage's index there (the official final
+    norm). The family's conversion function, registered with :meth:`converts`, is what the backbone's inherited
+    ``convert_official`` calls (:class:`~mmmixer.checkpoint.CheckpointHooks`).
     """
     revise_keys = [(r'^module\.', '')]
 
@@ -63,6 +67,13 @@ class OfficialConverter:
         self.leftover_hint = leftover_hint
         self.stage_offset = stage_offset
         self.model_noun = model_noun or f'an official {family} model'
+        self.convert: Optional[Callable[[dict], dict]] = None
+
+    def converts(self, fn: Callable[[dict], dict]) -> Callable[[dict], dict]:
+        """Decorator: register ``fn`` (official state dict -> ``dict(state_dict=..., arch=..., ...)``) as this layout's
+        conversion, called by the backbone's ``convert_official``; returns ``fn`` unchanged."""
+        self.convert = fn
+        return fn
 
     def strip(self, state_dict: Dict[str, Any]) -> Dict[str, Any]:
         """Apply :attr:`revise_keys` (a DataParallel ``module.`` prefix) to every key."""
@@ -121,6 +132,8 @@ class OfficialConverter:
                      reshape: Optional[Callable[[str, torch.Tensor], torch.Tensor]] = None) -> 'OrderedDict':
         """Map every key (``module.`` stripped); ``reshape(new_key, tensor)`` may change a tensor's layout.
 
+        ``norm{last}`` in a mapped key becomes ``norm{i}``, ``i`` the last stage of :meth:`depths`.
+
         Raises:
             ValueError: the layout's signature keys are missing (not this family's checkpoint), keys that no rule
                 maps (the message lists up to five), or two official keys mapping onto the same key.
@@ -130,11 +143,13 @@ class OfficialConverter:
             raise ValueError(f'Not an official {self.family} checkpoint: expected keys '
                              + ' and '.join(f'"{k}"' for k in self.signature) + f'; found e.g. {sorted(sd)[:5]}.')
         out, leftover = OrderedDict(), []
+        last = f'norm{len(self.depths(sd)) - 1}.'
         for key, value in sd.items():
             matched, new = self.map_key(key)
             if not matched:
                 leftover.append(key)
             elif new is not None:
+                new = new.replace('norm{last}.', last)
                 if new in out:
                     raise ValueError(f'{self.family} checkpoint gives {new} twice; last key {key}.')
                 out[new] = reshape(new, value) if reshape else value

@@ -18,8 +18,9 @@ class CheckpointHooks:
     """Checkpoint hooks and their defaults; mixed into ``MixerBackbone`` before mmengine's ``BaseModule``.
 
     Class attributes:
-        official (OfficialConverter, optional): the family's official checkpoint layout; a ``Pretrained``
-            checkpoint in that layout is converted on load (:meth:`convert_official`).
+        official (OfficialConverter, optional): the family's official checkpoint layout, set after the class
+            (``OFFICIAL = <Backbone>.official = OfficialConverter(...)``); a ``Pretrained`` checkpoint in that
+            layout is converted on load (:meth:`convert_official`).
         default_init_cfg (list[dict], optional): the family's default initialisation.
         init_before_pretrained (bool): apply ``default_init_cfg`` before a ``Pretrained`` load (for families whose
             checkpoints may leave whole blocks new, e.g. the hybrid's MS blocks from a Swin checkpoint); otherwise,
@@ -51,8 +52,16 @@ class CheckpointHooks:
 
     @classmethod
     def convert_official(cls, state_dict: dict) -> dict:
-        """Convert an official state dict (``cls.official`` layout): ``dict(state_dict=..., arch=..., ...)``."""
-        raise NotImplementedError(f'{cls.__name__} has no official checkpoint layout.')
+        """Convert an official state dict (``cls.official`` layout) with the function the family registered
+        (:meth:`~.converter.OfficialConverter.converts`): ``dict(state_dict=..., arch=..., ...)``.
+
+        Raises:
+            NotImplementedError: the family has no official layout (or registered no conversion).
+            ValueError: see the family's ``convert_official_*`` function.
+        """
+        if cls.official is None or cls.official.convert is None:
+            raise NotImplementedError(f'{cls.__name__} has no official checkpoint layout.')
+        return cls.official.convert(state_dict)
 
     def _adapt_pretrained(self, state: Dict[str, Any]) -> Dict[str, Any]:
         """Rename / drop checkpoint tensors of older layouts before matching (prefix already stripped)."""

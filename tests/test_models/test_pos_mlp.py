@@ -7,8 +7,9 @@ import torch
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmmixer.models import PosMLP
-from mmmixer.models.backbones.pos_mlp import (NEGLIGIBLE_WEIGHT, LearnedPosMap, PosMLPBlock, PosMLPStage,
-                                              QuadraticPosMap, window_partition, window_reverse)
+from mmmixer.models.backbones.pos_mlp import PosMLPBlock, PosMLPStage
+from mmmixer.models.layers.positional_maps import (NEGLIGIBLE_WEIGHT, LearnedPosMap, QuadraticPosMap,
+                                                   window_partition, window_reverse)
 
 SMALL = dict(embed_dims=32, depths=[1, 1, 2, 1])
 GOLDEN_WINDOWS = [7, 7, 7, 4]

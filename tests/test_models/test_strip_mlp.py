@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmmixer.models import StripMLP
-from mmmixer.models.backbones.strip_mlp import CGSMM, window_starts
+from mmmixer.models.layers.strip_mixing import CGSMM, window_starts
 
 # widths 16/32/64/128 (channel patches 4 -> weight groups 2/4/8/16), strip lengths 16/8/4/2 at img_size 64
 SMALL = dict(embed_dims=16, depths=[1, 1, 1, 1])

@@ -8,8 +8,8 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmmixer.checkpoint import CheckpointLoadError
 from mmmixer.models import MSMLP, SwinMSMLP
-from mmmixer.models.backbones.swin_msmlp import (NAMED_PATTERNS, TokenMixShiftBlock,
-                                                 load_swin_pretrained)
+from mmmixer.checkpoint.swin import load_swin_pretrained
+from mmmixer.models.backbones.swin_msmlp import NAMED_PATTERNS, TokenMixShiftBlock
 
 pytest.importorskip('mmpretrain.models', reason='SwinMSMLP needs mmpretrain')
 from mmpretrain.models import SwinTransformer  # noqa: E402
@@ -397,6 +397,22 @@ def test_loader_errors():
         load_swin_pretrained(model, {'layers.0.blocks.0.norm1.weight': torch.zeros(32)})
     with pytest.raises(TypeError, match='model must be a SwinMSMLP'):
         load_swin_pretrained(swin, swin.state_dict())
+
+
+def test_loader_refuses_blocks_the_arch_lacks():
+    # unused checkpoint tensors are tolerated only where the pattern has MS blocks (a Swin checkpoint has attention
+    # there) and for other output norms: a deeper checkpoint into a shallower model is a mismatch
+    deeper = _random_swin(arch=dict(embed_dims=32, depths=[2, 2, 4, 2], num_heads=[1, 2, 4, 8]))
+    for pattern in ('swin', 'ms_shift'):
+        model = SwinMSMLP(arch=SMALL, block_pattern=pattern)
+        with pytest.raises(CheckpointLoadError, match=r"checkpoint tensors are not in the model, e.g. "
+                           r"\['stages.2.blocks.2."):
+            load_swin_pretrained(model, deeper.state_dict())
+    model = SwinMSMLP(arch=SMALL, block_pattern='ms_shift')
+    assert model._may_be_unused('stages.0.blocks.1.attn.w_msa.qkv.weight')  # an 'M' position
+    assert model._may_be_unused('norm1.weight')
+    assert not model._may_be_unused('stages.0.blocks.0.attn.w_msa.qkv.weight')  # a 'W' block the model has
+    assert not model._may_be_unused('stages.2.blocks.2.norm1.weight')
 
 
 def _small_arch(cfg):

@@ -11,8 +11,8 @@ import torch
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from helpers_mmmixer import REPO, build_from_config, official_state_from_listing  # noqa: E402
 
-from mmmixer.models.backbones.pos_mlp import (LearnedPosMap, QuadraticPosMap,  # noqa: E402
-                                              convert_official_posmlp)
+from mmmixer.models.backbones.pos_mlp import convert_official_posmlp  # noqa: E402
+from mmmixer.models.layers.positional_maps import LearnedPosMap, QuadraticPosMap  # noqa: E402
 
 CONVERTER = osp.join(REPO, 'tools', 'model_converters', 'posmlp_to_mmmixer.py')
 

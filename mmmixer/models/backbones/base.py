@@ -1,16 +1,14 @@
 """The skeleton every mmmixer backbone is built on: :class:`MixerBackbone`.
 
-One place for what the four families share (the pattern of mmpretrain's ``ConvNeXt`` / ``SwinTransformer`` and
-mmdet's ``ResNet``): arch presets, ``out_indices`` / ``frozen_stages`` / ``norm_eval`` / ``gap_before_final_norm``,
-the stochastic-depth schedule, the output norms ``norm{i}`` and the output loop, ``get_layer_depth`` for layer-wise
-learning-rate decay, the deprecated ``pretrained`` argument, and ``init_cfg=dict(type='Pretrained', ...)`` loading
-(our checkpoints and, converted in memory, the official ones: :mod:`mmmixer.checkpoint.pretrained`).
-
-A family file then holds only block -> stage -> backbone: the backbone class builds ``patch_embed`` and ``stages``
-and defines :meth:`MixerBackbone.forward_stem` and :meth:`MixerBackbone.forward_stage`.
+A small contract (what a family provides) and the few behaviours the four families share, in the pattern of
+mmpretrain's ``ConvNeXt`` / ``SwinTransformer`` and mmdet's ``ResNet``: arch parsing, ``out_indices`` /
+``frozen_stages`` / ``norm_eval`` / ``gap_before_final_norm``, the stochastic-depth schedule, the output norms
+``norm{i}`` and the output loop, and ``get_layer_depth`` for layer-wise learning-rate decay. The checkpoint side
+(``pretrained``, ``Pretrained`` loading, official layouts) is the mixin :class:`mmmixer.checkpoint.CheckpointHooks`.
+A family file holds, in this order: block -> stage -> backbone -> official checkpoint layout (README.md, "Code layout").
 """
+import copy
 import re
-import warnings
 from typing import Any, Dict, FrozenSet, List, Optional, Sequence, Union
 
 import torch
@@ -28,37 +26,39 @@ __all__ = ['MixerBackbone']
 class MixerBackbone(CheckpointHooks, BaseModule):
     """Base class of the mmmixer backbones: a stem ``patch_embed``, stages ``stages[i]`` and output norms ``norm{i}``.
 
-    Subclasses set the class attributes below, call :meth:`__init__` first (it parses and validates the shared
-    arguments), build ``patch_embed`` and ``stages``, then call :meth:`_add_output_norms` and
-    :meth:`_freeze_stages`, and implement :meth:`forward_stem` and :meth:`forward_stage`.
+    The contract of a family (``tests/test_models/test_family_pattern.py`` holds every family to it):
 
-    Class attributes:
-        arch_zoo (dict): preset name -> settings (``embed_dims``, ``depths`` and family keys).
-        arch_keys / arch_optional_keys (frozenset): keys a custom arch dict must / may have.
-        stem_name (str): what ``frozen_stages=0`` freezes, for error messages ('stem', 'patch embedding').
-        out_norm_layout (str): 'channels_last' (LayerNorm over C of a (B, H, W, C) view; pooled first with
-            ``gap_before_final_norm``) or 'channels_first' (BatchNorm2d on (B, C, H, W); pooled after the norm, the
-            official Strip-MLP head order).
-        downsample_at_end (bool): stage i's ``downsample`` runs after its blocks (Swin) rather than before them; only
-            changes the layer ids of :meth:`get_layer_depth`.
+    * class attributes: ``arch_zoo`` (preset name -> ``embed_dims``, ``depths`` and family keys), and where they
+      differ from the defaults ``arch_keys`` / ``arch_optional_keys`` (keys a custom arch dict must / may have),
+      ``default_init_cfg`` (the family's default initialisation, also the default of its ``init_cfg`` argument;
+      None: PyTorch's), ``stem_name`` (what ``frozen_stages=0`` freezes, for errors), ``out_norm_layout``
+      ('channels_last': LayerNorm over C, pooled first with ``gap_before_final_norm``; 'channels_first':
+      BatchNorm2d on (B, C, H, W), pooled after the norm) and ``downsample_at_end`` (stage i's ``downsample`` runs
+      after its blocks, as in Swin; only changes :meth:`get_layer_depth`);
+    * ``__init__`` takes the shared arguments below with these defaults and passes them by keyword to
+      ``super().__init__`` first, then builds ``patch_embed`` and ``stages`` and calls :meth:`_add_output_norms` and
+      :meth:`_freeze_stages`;
+    * :meth:`forward_stem` and :meth:`forward_stage`; optionally :meth:`forward_output`, :meth:`_frozen_modules`,
+      :meth:`_extra_layer_id`, and the checkpoint hooks of :class:`mmmixer.checkpoint.CheckpointHooks` (an
+      override keeps the hook's arguments, return value and error class). A family with an official checkpoint
+      layout sets ``official`` after the class; ``convert_official`` is inherited.
 
-    The checkpoint hooks (``official``, ``default_init_cfg``, ``convert_official``, ``_may_be_new``, ...) come from
-    :class:`mmmixer.checkpoint.CheckpointHooks`, which documents what each family may override.
-
-    Args (shared by every family; see each backbone for its defaults):
-        arch (str | dict): preset name or custom settings.
-        in_channels (int): input channels.
-        out_indices (int | Sequence[int]): stages to return (negative values count from the end).
+    Args (shared by every family, documented here once):
+        arch (str | dict): preset name of ``arch_zoo`` or a custom dict with the family's keys. Default: the
+            family's ('tiny').
+        in_channels (int): input channels. Default 3.
+        out_indices (int | Sequence[int]): stages to return; negative values count from the end. Default -1.
         frozen_stages (int): -1 nothing, 0 the stem, k the stem and the first k stages with their output norms
-            (mmdet ResNet semantics); frozen modules have ``requires_grad=False`` and stay in eval mode.
-        norm_eval (bool): keep every BatchNorm in eval mode during training.
-        gap_before_final_norm (bool): False (default for every family): each returned stage is a normalised map
-            (B, C, H, W) for dense heads. True: classification output (B, C), official head order of the family.
-            True with several ``out_indices`` is refused (dense heads need maps).
+            (mmdet ResNet semantics); frozen modules have ``requires_grad=False`` and stay in eval mode. Default -1.
+        norm_eval (bool): keep every BatchNorm in eval mode during training. Default False.
+        gap_before_final_norm (bool): False: each returned stage is a normalised map (B, C, H, W) for dense heads.
+            True: classification output (B, C), pooled before or after the norm as ``out_norm_layout`` says; refused
+            with several ``out_indices``. Default False.
         pretrained (str, optional): deprecated (as in mmdet / mmseg backbones): ``init_cfg=dict(type='Pretrained',
-            checkpoint=pretrained)``. mmseg's ``EncoderDecoder`` passes its ``model.pretrained`` here.
-        init_cfg (dict | list[dict], optional): initialisation; a ``Pretrained`` entry is handled by
-            :meth:`init_weights`.
+            checkpoint=pretrained)``. mmseg's ``EncoderDecoder`` passes its ``model.pretrained`` here. Default None.
+        init_cfg (dict | list[dict], optional): initialisation (deep-copied); a ``Pretrained`` entry is handled by
+            :meth:`init_weights` (our checkpoints, and official ones converted in memory). Default: the family's
+            ``default_init_cfg``.
 
     Raises:
         ValueError: unknown arch, custom arch with wrong keys, ``out_indices`` / ``frozen_stages`` out of range,
@@ -78,6 +78,7 @@ class MixerBackbone(CheckpointHooks, BaseModule):
     downsample_at_end = False
 
     def __init__(self,
+                 *,
                  arch: Union[str, dict],
                  in_channels: int,
                  out_indices: Union[int, Sequence[int]],
@@ -87,7 +88,7 @@ class MixerBackbone(CheckpointHooks, BaseModule):
                  init_cfg: Optional[Union[dict, list]],
                  pretrained: Optional[str] = None):
         name = type(self).__name__
-        init_cfg = pretrained_to_init_cfg(pretrained, init_cfg, name)
+        init_cfg = pretrained_to_init_cfg(pretrained, copy.deepcopy(init_cfg), name)
         check_local_pretrained(init_cfg, self)
         super().__init__(init_cfg=init_cfg)
         self.arch_settings = parse_arch(arch, self.arch_zoo, set(self.arch_keys), name, set(self.arch_optional_keys))

@@ -6,7 +6,6 @@ Zheng et al., "Mixing and Shifting: Exploiting Global and Local Dependencies in 
 and API follow mmpretrain's ``ConvNeXt``/``SwinTransformer`` backbones; the block is
 :class:`~mmmixer.models.layers.MixShiftBlock`, the skeleton :class:`~mmmixer.models.backbones.base.MixerBackbone`.
 """
-import copy
 from typing import Optional, Sequence, Union
 
 import torch
@@ -14,9 +13,9 @@ import torch.nn as nn
 from mmcv.cnn.bricks.transformer import PatchEmbed
 from mmengine.model import ModuleList
 
+from mmmixer.checkpoint import OfficialConverter
 from mmmixer.registry import MODELS
 from .base import MixerBackbone
-from mmmixer.checkpoint import OfficialConverter
 from ..layers.mix_shift import SHIFT_MODES, MixShiftBlock
 
 __all__ = ['MSMLP', 'convert_official_msmlp']
@@ -52,74 +51,15 @@ class MSMLPStage(nn.Module):
         return x
 
 
-def _downsample_key(m) -> str:
-    # official layers.{i}.downsample closes stage i; ours opens stage i + 1
-    return f'backbone.stages.{int(m[1]) + 1}.downsample.{dict(proj="projection", norm="norm")[m[2]]}.{m[3]}'
-
-
-#: The official checkpoint layout (JegZheng/MS-MLP ``MS_MLP``; docs/papers.md, "Official checkpoints").
-OFFICIAL = OfficialConverter(
-    family='MS-MLP', backbone='MSMLP', tool='tools/model_converters/msmlp_to_mmmixer.py',
-    signature=('patch_embed.proj.weight', 'layers.*'),
-    rules=[
-        (r'patch_embed\.proj\.(.*)', r'backbone.patch_embed.projection.\1'),
-        (r'patch_embed\.norm\.(.*)', r'backbone.patch_embed.norm.\1'),
-        (r'layers\.(\d+)\.blocks\.(.*)', r'backbone.stages.\1.blocks.\2'),
-        (r'layers\.(\d+)\.downsample\.(proj|norm)\.(.*)', _downsample_key),
-        (r'norm\.(weight|bias)', r'backbone.norm{last}.\1'),
-        (r'head\.(weight|bias)', r'head.fc.\1'),
-    ],
-    block_pattern=r'layers\.(\d+)\.blocks\.(\d+)\.', container_keys=('model', 'model_ema'),
-    container_help='an official MS-MLP checkpoint stores its weights under "model".')
-
-
-def convert_official_msmlp(state_dict: dict) -> dict:
-    """Map an official MS-MLP ``state_dict`` (JegZheng/MS-MLP ``MS_MLP``) onto an mmmixer classifier.
-
-    Key mapping (:data:`OFFICIAL`; docs/papers.md, "Official checkpoints"):
-
-    ==========================================  ==============================================
-    official                                    mmmixer (``ImageClassifier``)
-    ==========================================  ==============================================
-    ``patch_embed.proj.*``                      ``backbone.patch_embed.projection.*``
-    ``patch_embed.norm.*``                      ``backbone.patch_embed.norm.*``
-    ``layers.{i}.blocks.{j}.*``                 ``backbone.stages.{i}.blocks.{j}.*``
-    ``layers.{i}.downsample.proj.*``            ``backbone.stages.{i+1}.downsample.projection.*``
-    ``layers.{i}.downsample.norm.*``            ``backbone.stages.{i+1}.downsample.norm.*``
-    ``norm.*``                                  ``backbone.norm{last}.*``
-    ``head.*``                                  ``head.fc.*``
-    ==========================================  ==============================================
-
-    Args:
-        state_dict (dict): official weights (``checkpoint['model']``); a ``module.`` prefix is stripped.
-
-    Returns:
-        dict: ``{'state_dict': OrderedDict, 'arch': {'embed_dims': int, 'depths': list}}``; the state dict
-        loads with ``strict=True`` into the classifier of our configs, and with ``prefix='backbone.'`` into
-        det/seg backbones.
-
-    Raises:
-        ValueError: not an official MS-MLP checkpoint, or a key that is not part of one (e.g. another family's
-            checkpoint); the message lists up to five of them.
-    """
-    sd = OFFICIAL.strip(state_dict)
-    depths = OFFICIAL.depths(sd)
-    out = OFFICIAL.convert_keys(sd)
-    last = f'norm{len(depths) - 1}.'
-    out = type(out)((k.replace('norm{last}.', last), v) for k, v in out.items())
-    return dict(state_dict=out, arch=dict(embed_dims=int(sd['patch_embed.proj.weight'].shape[0]), depths=depths))
-
-
 @MODELS.register_module()
 class MSMLP(MixerBackbone):
     """MS-MLP backbone: `Mixing and Shifting: Exploiting Global and Local Dependencies in Vision MLPs
-    <https://arxiv.org/abs/2202.06510>`_.
+    <https://arxiv.org/abs/2202.06510>`_ (official code: JegZheng/MS-MLP, ``models/ms_mlp.py``).
 
-    A 4x4/stride-4 conv stem with LayerNorm, four stages of :class:`MixShiftBlock` at strides 4/8/16/32
-    (2x2/stride-2 conv + LayerNorm between stages). Modified from the official implementation
-    (JegZheng/MS-MLP ``models/ms_mlp.py``): the size asserts are gone, per-stage output norms are added for
-    dense prediction, and the downsampling belongs to the stage it feeds (:func:`convert_official_msmlp` maps
-    official keys, on load or with ``tools/model_converters/msmlp_to_mmmixer.py``).
+    A 4x4/stride-4 conv stem with LayerNorm, four stages of :class:`~mmmixer.models.layers.MixShiftBlock` at
+    strides 4/8/16/32, 2x2/stride-2 conv + LayerNorm between stages, per-stage output norms. Differences from the
+    official model, input sizes and the ``shift_mode`` borders: docs/families.md, "MS-MLP". Official checkpoints
+    are converted on load (:func:`convert_official_msmlp`).
 
     Presets (official yamls ``configs/msmlp_{tiny,small,base}_patch4_shift5_224.yaml``; params with a
     1000-class head: 28,656,232 / 50,303,752 / 88,696,792):
@@ -132,57 +72,34 @@ class MSMLP(MixerBackbone):
     base      128          [3, 3, 27, 3]   0.5
     ========  ===========  ==============  ==========================
 
-    Input sizes: any H, W >= 32 (the total stride; a smaller input raises ``ValueError``). Sizes that are not
-    multiples of 32 are padded bottom/right by the stem and each downsampling (mmcv ``PatchEmbed``
-    'corner' padding), so stage maps are ceil(H/4), ceil(H/8), ceil(H/16), ceil(H/32); e.g. 97x131 gives
-    25x33, 13x17, 7x9, 4x5. The official code floors instead; both agree on multiples of 32, including 224.
-
-    Borders: with ``shift_mode='circular'`` (official, used for ImageNet and the golden test) the channel
-    shifts wrap around the map, so the |shift| <= 2 border tokens see the opposite edge. Our det/seg configs
-    use ``shift_mode='zero'`` (zeros shifted in), which keeps features translation-equivariant and
-    independent of how much padding mmdet/mmseg add; the weights are the same, only the two-token border
-    strip of each map differs.
-
     Args:
         arch (str | dict): 'tiny' | 'small' | 'base' (also 't', 's', 'b'), or a dict with exactly the keys
-            ``embed_dims`` (int: stage i has ``embed_dims * 2**i`` channels, or a list of per-stage
-            channels) and ``depths`` (list of blocks per stage). Default 'tiny'.
-        in_channels (int): input channels. Default 3.
+            ``embed_dims`` (int, or a list of per-stage widths) and ``depths``. Default 'tiny'.
         patch_size (int): stem conv kernel and stride. Default 4 (official).
         shift_dist (Sequence[int]): per-group shifts. Default (-2, -1, 0, 1, 2) (official yaml).
-        mix_size (Sequence[Sequence[int]]): per-stage, per-group depthwise kernel sizes. Default
+        mix_size (Sequence[Sequence[int]], optional): per-stage, per-group depthwise kernel sizes. Default None:
             ``[[1,1,3,5,7], [1,3,3,5,7], [1,5,5,5,7], [1,7,7,7,7]]`` (official yaml ``MIX_SIZE``).
-        mlp_ratio (float): channel-MLP expansion. Default 4 (official ``config.py``).
+        mlp_ratio (float): channel-MLP expansion. Default 4 (official).
         layer_scale_init_value (float): layer scale init. Default 1e-6 (official).
-        shift_mode (str): 'circular' (official) or 'zero'; see "Borders". Default 'circular'.
+        shift_mode (str): 'circular' (official ``torch.roll``) or 'zero' (zeros shifted in; our det/seg configs).
+            Default 'circular'.
         drop_rate (float): dropout after the stem (official ``pos_drop``). Default 0.
-        drop_path_rate (float): stochastic depth, linearly increasing over all blocks. Default 0.1
-            (official code default and the tiny yaml).
-        out_indices (int | Sequence[int]): stages to return; negative values count from the end.
-            Default -1 (the last stage).
-        frozen_stages (int): -1 freezes nothing, 0 the stem, k the stem and the first k stages (mmdet ResNet
-            semantics); frozen parts stay in eval mode. Default -1.
-        norm_eval (bool): keep BatchNorm layers (if any, e.g. from a custom ``norm_cfg``) in eval mode
-            during training. MS-MLP itself only uses LayerNorm. Default False.
+        drop_path_rate (float): stochastic depth, linearly increasing over all blocks. Default 0.1 (official).
         with_cp (bool): gradient checkpointing per block (``use_reentrant=False``). Default False.
-        gap_before_final_norm (bool): True (classification, our ImageNet configs): the returned stage is
-            average-pooled and then normalised, (B, C); this is the official head order pool -> LayerNorm -> Linear.
-            False (dense prediction): each returned stage is normalised per position, (B, C, H, W). Default False
-            (as every mmmixer backbone), so a swap into a dense config needs only ``type``/``arch``/``out_indices``.
         norm_cfg (dict): LayerNorm config (channels-last). Default ``dict(type='LN', eps=1e-6)`` (official).
-        pretrained (str, optional): deprecated, ``init_cfg=dict(type='Pretrained', checkpoint=pretrained)``.
-        init_cfg (dict | list[dict], optional): initialisation; default truncated normal (std 0.02) for
-            Linear and ones/zeros for LayerNorm, PyTorch default for convs (official ``_init_weights``). A
-            ``Pretrained`` entry accepts our checkpoints and the official release files (path or URL; converted on
-            load, see :mod:`mmmixer.checkpoint.pretrained`).
+        init_cfg (dict | list[dict], optional): default ``default_init_cfg``: truncated normal (std 0.02) for
+            Linear, ones/zeros for LayerNorm, PyTorch default for convs (official ``_init_weights``).
+        in_channels, out_indices, frozen_stages, norm_eval, gap_before_final_norm, pretrained: shared, see
+            :class:`~mmmixer.models.backbones.base.MixerBackbone` (defaults 3, -1, -1, False, False, None).
 
-    Returns (forward):
-        tuple[Tensor]: one tensor per ``out_indices`` entry, (B, C_i) or (B, C_i, H_i, W_i).
+    Shapes:
+        input (B, in_channels, H, W) with H, W >= 32; output one tensor per ``out_indices`` entry,
+        (B, C_i, ceil(H/2**(i+2)), ceil(W/2**(i+2))), or (B, C_i) with ``gap_before_final_norm``.
 
     Raises:
-        ValueError: unknown arch name, custom arch with wrong keys, ``out_indices``/``frozen_stages`` out of
-            range, unknown ``shift_mode``, ``mix_size`` rows not matching the stages or ``shift_dist``, and
-            at forward time an input that is not (B, in_channels, H >= 32, W >= 32).
+        ValueError: the shared argument errors (:class:`~mmmixer.models.backbones.base.MixerBackbone`), unknown
+            ``shift_mode``, ``mix_size`` rows not matching the stages or ``shift_dist``, and at forward time an input
+            that is not (B, in_channels, H >= 32, W >= 32).
     """
     arch_zoo = {
         **dict.fromkeys(['t', 'tiny'], {'embed_dims': 96, 'depths': [3, 3, 9, 3]}),
@@ -195,7 +112,6 @@ class MSMLP(MixerBackbone):
         dict(type='TruncNormal', layer=['Linear'], std=.02, bias=0.),
         dict(type='Constant', layer=['LayerNorm'], val=1., bias=0.)
     ]
-    official = OFFICIAL
 
     def __init__(self,
                  arch: Union[str, dict] = 'tiny',
@@ -215,9 +131,10 @@ class MSMLP(MixerBackbone):
                  gap_before_final_norm: bool = False,
                  norm_cfg: dict = dict(type='LN', eps=1e-6),
                  pretrained: Optional[str] = None,
-                 init_cfg: Optional[Union[dict, list]] = copy.deepcopy(default_init_cfg)):
-        super().__init__(arch, in_channels, out_indices, frozen_stages, norm_eval, gap_before_final_norm,
-                         init_cfg, pretrained)
+                 init_cfg: Optional[Union[dict, list]] = default_init_cfg):
+        super().__init__(arch=arch, in_channels=in_channels, out_indices=out_indices, frozen_stages=frozen_stages,
+                         norm_eval=norm_eval, gap_before_final_norm=gap_before_final_norm, init_cfg=init_cfg,
+                         pretrained=pretrained)
         mix_size = [list(m) for m in (mix_size or self.default_mix_size)]
         if len(mix_size) != self.num_stages:
             raise ValueError(f'MSMLP: mix_size needs one row per stage ({self.num_stages}), got '
@@ -255,6 +172,59 @@ class MSMLP(MixerBackbone):
         """(B, C_{i-1}, H, W) -> (B, C_i, ceil(H/2), ceil(W/2)) (stage 0 keeps the size)."""
         return self.stages[i](x)
 
-    @classmethod
-    def convert_official(cls, state_dict: dict) -> dict:
-        return convert_official_msmlp(state_dict)
+
+def _downsample_key(m) -> str:
+    # official layers.{i}.downsample closes stage i; ours opens stage i + 1
+    return f'backbone.stages.{int(m[1]) + 1}.downsample.{dict(proj="projection", norm="norm")[m[2]]}.{m[3]}'
+
+
+#: The official checkpoint layout (JegZheng/MS-MLP ``MS_MLP``; docs/papers.md, "Official checkpoints").
+OFFICIAL = MSMLP.official = OfficialConverter(
+    family='MS-MLP', backbone='MSMLP', tool='tools/model_converters/msmlp_to_mmmixer.py',
+    signature=('patch_embed.proj.weight', 'layers.*'),
+    rules=[
+        (r'patch_embed\.proj\.(.*)', r'backbone.patch_embed.projection.\1'),
+        (r'patch_embed\.norm\.(.*)', r'backbone.patch_embed.norm.\1'),
+        (r'layers\.(\d+)\.blocks\.(.*)', r'backbone.stages.\1.blocks.\2'),
+        (r'layers\.(\d+)\.downsample\.(proj|norm)\.(.*)', _downsample_key),
+        (r'norm\.(weight|bias)', r'backbone.norm{last}.\1'),
+        (r'head\.(weight|bias)', r'head.fc.\1'),
+    ],
+    block_pattern=r'layers\.(\d+)\.blocks\.(\d+)\.', container_keys=('model', 'model_ema'),
+    container_help='an official MS-MLP checkpoint stores its weights under "model".')
+
+
+@OFFICIAL.converts
+def convert_official_msmlp(state_dict: dict) -> dict:
+    """Map an official MS-MLP ``state_dict`` (JegZheng/MS-MLP ``MS_MLP``) onto an mmmixer classifier.
+
+    Key mapping (:data:`OFFICIAL`; docs/papers.md, "Official checkpoints"):
+
+    ==========================================  ==============================================
+    official                                    mmmixer (``ImageClassifier``)
+    ==========================================  ==============================================
+    ``patch_embed.proj.*``                      ``backbone.patch_embed.projection.*``
+    ``patch_embed.norm.*``                      ``backbone.patch_embed.norm.*``
+    ``layers.{i}.blocks.{j}.*``                 ``backbone.stages.{i}.blocks.{j}.*``
+    ``layers.{i}.downsample.proj.*``            ``backbone.stages.{i+1}.downsample.projection.*``
+    ``layers.{i}.downsample.norm.*``            ``backbone.stages.{i+1}.downsample.norm.*``
+    ``norm.*``                                  ``backbone.norm{last}.*``
+    ``head.*``                                  ``head.fc.*``
+    ==========================================  ==============================================
+
+    Args:
+        state_dict (dict): official weights (``checkpoint['model']``); a ``module.`` prefix is stripped.
+
+    Returns:
+        dict: ``{'state_dict': OrderedDict, 'arch': {'embed_dims': int, 'depths': list}}``; the state dict
+        loads with ``strict=True`` into the classifier of our configs, and with ``prefix='backbone.'`` into
+        det/seg backbones.
+
+    Raises:
+        ValueError: not an official MS-MLP checkpoint, or a key that is not part of one (e.g. another family's
+            checkpoint); the message lists up to five of them.
+    """
+    sd = OFFICIAL.strip(state_dict)
+    depths = OFFICIAL.depths(sd)
+    out = OFFICIAL.convert_keys(sd)
+    return dict(state_dict=out, arch=dict(embed_dims=int(sd['patch_embed.proj.weight'].shape[0]), depths=depths))

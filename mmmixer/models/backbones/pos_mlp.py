@@ -7,7 +7,6 @@ the official code Zhicaiwww/PosMLP @ 654f020 (``models/posmlp.py``, ``models/pos
 the behaviour of those files; no code copied. The token mixing (GQPE / LRPE maps, windows) is in
 :mod:`mmmixer.models.layers.positional_maps`; layout and API follow mmpretrain's ``ConvNeXt``/``SwinTransformer``.
 """
-import copy
 import math
 from typing import Optional, Sequence, Tuple, Union
 
@@ -19,11 +18,11 @@ from mmcv.cnn import build_activation_layer, build_norm_layer
 from mmcv.cnn.bricks import DropPath
 from mmengine.model import ModuleList
 
+from mmmixer.checkpoint import OfficialConverter
 from mmmixer.registry import MODELS
 from .base import MixerBackbone
-from mmmixer.checkpoint import OfficialConverter
-from ..layers.positional_maps import (DERIVED_BUFFERS, NEGLIGIBLE_WEIGHT, LearnedPosMap,  # noqa: F401
-                                      QuadraticPosMap, window_partition, window_reverse)
+from ..layers.positional_maps import (DERIVED_BUFFERS, LearnedPosMap, QuadraticPosMap, window_partition,
+                                      window_reverse)
 
 __all__ = ['PosMLP', 'convert_official_posmlp']
 
@@ -167,13 +166,9 @@ class PosMLPStage(nn.Module):
     """One PosMLP stage (official ``PosMLPLevel``): optional :class:`ConvDownsample`, then :class:`PosMLPBlock` s on
     non-overlapping ``w x w`` windows (no shifted windows: the official shift path is broken and unused).
 
-    The map is padded bottom/right with zeros to multiples of ``w`` once per stage, partitioned into windows, run
-    through all blocks and cropped back (the official code requires exact multiples). A map smaller than the
-    window is padded the same way (the window does not shrink). Because padded tokens are masked out of the token
-    mixing (see :class:`_PositionalMap`) and every other operation is per token, each real output depends only on
-    the real tokens of its window; padding a ``h x w'`` map (h, w' <= w) in a window ``w`` is exactly the
-    unpadded computation with the window restricted to the map (the GQPE/LRPE parameters are window independent,
-    the per-position bias is read at the real positions).
+    The map is zero-padded bottom/right to multiples of ``w`` once per stage, run through all blocks and cropped
+    back; padded tokens are masked out of the token mixing, so real outputs do not depend on them
+    (docs/families.md, "PosMLP").
 
     Shapes: (B, C_in, H, W) -> (B, C, ceil(H/2), ceil(W/2)) with downsampling, else (B, C, H, W).
     """
@@ -207,15 +202,12 @@ class PosMLPStage(nn.Module):
 @MODELS.register_module()
 class PosMLP(MixerBackbone):
     """PosMLP backbone: `Parameterization of Cross-Token Relations with Relative Positional Encoding for Vision MLP
-    <https://arxiv.org/abs/2207.07284>`_ (ACM MM 2022).
+    <https://arxiv.org/abs/2207.07284>`_ (ACM MM 2022; official code: Zhicaiwww/PosMLP, ``models/posmlp.py``).
 
     A BN conv stem (stride 4), four stages of :class:`PosMLPBlock` at strides 4/8/16/32 with depthwise-conv +
-    LayerNorm downsampling in between; each block gates half of its hidden channels with a windowed token mixing
-    parameterised by a relative positional encoding (GQPE or LRPE) per channel group. Modified from the official
-    implementation (Zhicaiwww/PosMLP ``models/posmlp.py``): any input size (padding + masking, see
-    :class:`PosMLPStage`), per-stage output norms for dense prediction, derived buffers not stored, window resizing
-    on load; :func:`convert_official_posmlp` maps official keys (on load, or with
-    ``tools/model_converters/posmlp_to_mmmixer.py``).
+    LayerNorm downsampling in between, per-stage output norms. Differences from the official model, the base
+    preset and the padding of any input size: docs/families.md, "PosMLP". Official checkpoints are converted on
+    load (:func:`convert_official_posmlp`).
 
     Presets (windows 14/14/14/7 by default; params with a 1000-class head, GQPE / LRPE):
 
@@ -227,62 +219,45 @@ class PosMLP(MixerBackbone):
     base   192, 384, 768, 1536    2, 2, 18, 2     8, 16, 32, 64   4, 4, 4, 2    81,976,834 / 82,448,850
     =====  =====================  ==============  ==============  ============  ===========================
 
-    tiny/small: official ``config/PosMLP_{T,S}.yaml``. base: **our choice** -- the paper reports PosMLP-B (82M
-    params, 83.6% top-1) but never published its configuration; the small design with widths 192-1536 gives
-    81.98M, matching the reported size (docs/papers.md, "PosMLP"). It has no official weights.
-
-    Input sizes: any H, W >= 1. The stride-2 convs give stage maps ceil(H/4), ceil(H/8), ceil(H/16), ceil(H/32)
-    (97x131 -> 25x33, 13x17, 7x9, 4x5); each stage pads its map to window multiples and masks the padding, so
-    real outputs never depend on the padded tokens (see :class:`PosMLPStage`). At 224 nothing is padded and the
-    model computes exactly the official function.
+    tiny/small: official ``config/PosMLP_{T,S}.yaml``; base: our choice (no official configuration or weights).
 
     Args:
         arch (str | dict): 'tiny' | 'small' | 'base' (also 't', 's', 'b'), or a dict with the keys ``embed_dims``
-            (int: stage i has ``embed_dims * 2**i`` channels, or a list; each stage's width must be a multiple of
-            the previous one for the grouped downsampling conv) and ``depths``, and optionally ``gammas`` (channel
-            groups per stage, default [8, 16, 32, 64]) and ``mlp_ratios`` (default [4, 4, 4, 2]). Default 'tiny'.
-        in_channels (int): input channels. Default 3.
+            (int or list; each stage's width a multiple of the previous one) and ``depths``, and optionally
+            ``gammas`` (default [8, 16, 32, 64]) and ``mlp_ratios`` (default [4, 4, 4, 2]). Default 'tiny'.
         pos_type (str): 'gqpe' (official released models) or 'lrpe'. Default 'gqpe'.
         generalized (bool): GQPE with a full 2x2 spread (True, official) or the isotropic variant; only valid
             for GQPE. Default True.
         window_size (int | Sequence[int]): token-mixing window per stage. Default (14, 14, 14, 7) (official).
-        drop_rate (float): dropout after each block's ``fc2``. The official yaml uses 0.02333 (and also before its
-            head). Default 0.
+        drop_rate (float): dropout after each block's ``fc2`` (official yaml: 0.02333). Default 0.
         drop_path_rate (float): stochastic depth, linearly increasing over all blocks. Default 0.1 (official).
-        out_indices (int | Sequence[int]): stages to return; negatives count from the end. Default -1.
-        frozen_stages (int): -1 none, 0 the stem, k the stem and the first k stages with their output norms (mmdet
-            ResNet semantics); frozen parts stay in eval mode (the stem's BN included). Default -1.
-        norm_eval (bool): keep every BatchNorm (the stem's) in eval mode during training. Default False.
         with_cp (bool): gradient checkpointing per block (``use_reentrant=False``). Default False.
-        gap_before_final_norm (bool): False (default, as every mmmixer backbone; official order and dense
-            prediction): each returned stage is normalised per position, (B, C, H, W); the official classifier then
-            average-pools (our configs: neck ``GlobalAveragePooling``). True: pool, then normalise, (B, C) (the
-            mmpretrain ConvNeXt order; not the official function, for new trainings only).
-        stem_norm_cfg (dict): norm of the stem, acting on (B, C, H, W). Default ``dict(type='BN', eps=1e-6)``
-            (official); e.g. 'SyncBN' for detection.
+        stem_norm_cfg (dict): norm of the stem, on (B, C, H, W). Default ``dict(type='BN', eps=1e-6)`` (official).
         norm_cfg (dict): channels-last norm of blocks, downsampling and outputs. Default
             ``dict(type='LN', eps=1e-6)`` (official).
-        act_cfg (dict): activation. Default GELU (official).
-        pretrained (str, optional): deprecated, ``init_cfg=dict(type='Pretrained', checkpoint=pretrained)``.
-        init_cfg (dict | list[dict], optional): default = official ``_init_weights``: truncated normal (std 0.02)
-            for Linear and Conv2d with zero bias, ones/zeros for LayerNorm and BatchNorm. The positional parameters
-            keep their constructor init (see :class:`QuadraticPosMap`, :class:`LearnedPosMap`). A ``Pretrained``
-            entry accepts our checkpoints and the official release files (EMA weights; converted on load).
+        act_cfg (dict): activation. Default ``dict(type='GELU')`` (official).
+        init_cfg (dict | list[dict], optional): default ``default_init_cfg`` (official ``_init_weights``): truncated
+            normal (std 0.02) for Linear and Conv2d with zero bias, ones/zeros for LayerNorm and BatchNorm; the
+            positional parameters keep their constructor init.
+        in_channels, out_indices, frozen_stages, norm_eval, gap_before_final_norm, pretrained: shared, see
+            :class:`~mmmixer.models.backbones.base.MixerBackbone` (defaults 3, -1, -1, False, False, None).
+            ``gap_before_final_norm=False`` is the official order (norm, then the classifier's pooling neck).
 
-    Returns (forward):
-        tuple[Tensor]: one tensor per ``out_indices`` entry, (B, C_i, H_i, W_i) or (B, C_i).
+    Shapes:
+        input (B, in_channels, H, W), any H, W >= 1; output one tensor per ``out_indices`` entry,
+        (B, C_i, ceil(H/2**(i+2)), ceil(W/2**(i+2))), or (B, C_i) with ``gap_before_final_norm``.
 
     Raises:
-        ValueError: unknown arch, custom arch with wrong keys or lengths, widths that the grouped downsampling
-            cannot produce, a gated width not divisible by gamma, bad ``pos_type``/``generalized``/``window_size``/
-            ``out_indices``/``frozen_stages``, a channels-last LayerNorm as ``stem_norm_cfg``, and at forward time
-            an input that is not (B, in_channels, H, W).
+        ValueError: the shared argument errors (:class:`~mmmixer.models.backbones.base.MixerBackbone`), custom arch
+            lists of the wrong length, widths that the grouped downsampling cannot produce, a gated width not
+            divisible by gamma, bad ``pos_type``/``generalized``/``window_size``, a channels-last LayerNorm as
+            ``stem_norm_cfg``, and at forward time an input that is not (B, in_channels, H, W).
     """
     _official = {'depths': [2, 2, 18, 2], 'gammas': [8, 16, 32, 64], 'mlp_ratios': [4, 4, 4, 2]}
     arch_zoo = {
         **dict.fromkeys(['t', 'tiny'], {'embed_dims': [96, 192, 384, 768], **_official}),
         **dict.fromkeys(['s', 'small'], {'embed_dims': [128, 256, 512, 1024], **_official}),
-        # our choice (the paper never published PosMLP-B's configuration): 81.98M params, see the docstring
+        # our choice (the paper never published PosMLP-B's configuration): 81.98M params, docs/families.md
         **dict.fromkeys(['b', 'base'], {'embed_dims': [192, 384, 768, 1536], **_official}),
     }
     arch_optional_keys = frozenset({'gammas', 'mlp_ratios'})
@@ -314,9 +289,10 @@ class PosMLP(MixerBackbone):
                  norm_cfg: dict = dict(type='LN', eps=1e-6),
                  act_cfg: dict = dict(type='GELU'),
                  pretrained: Optional[str] = None,
-                 init_cfg: Optional[Union[dict, list]] = copy.deepcopy(default_init_cfg)):
-        super().__init__(arch, in_channels, out_indices, frozen_stages, norm_eval, gap_before_final_norm,
-                         init_cfg, pretrained)
+                 init_cfg: Optional[Union[dict, list]] = default_init_cfg):
+        super().__init__(arch=arch, in_channels=in_channels, out_indices=out_indices, frozen_stages=frozen_stages,
+                         norm_eval=norm_eval, gap_before_final_norm=gap_before_final_norm, init_cfg=init_cfg,
+                         pretrained=pretrained)
         self.gammas = [int(g) for g in self.arch_settings.get('gammas', self._official['gammas'])]
         self.mlp_ratios = list(self.arch_settings.get('mlp_ratios', self._official['mlp_ratios']))
         for name, values in (('gammas', self.gammas), ('mlp_ratios', self.mlp_ratios)):
@@ -374,10 +350,6 @@ class PosMLP(MixerBackbone):
             return side * side == shape[0] and side % 2 == 1 and shape[1] == model_tensor.shape[1]
         return False
 
-    @classmethod
-    def convert_official(cls, state_dict: dict) -> dict:
-        return convert_official_posmlp(state_dict)
-
 
 _BLOCK = r'levels\.(\d+)\.encoder\.(\d+)\.'
 _FC = dict(norm='norm', proj_c_e='fc1', proj_c_s='fc2')
@@ -407,6 +379,7 @@ OFFICIAL = PosMLP.official = OfficialConverter(
     'implement)?', model_noun='a supported official PosMLP model')
 
 
+@OFFICIAL.converts
 def convert_official_posmlp(state_dict: dict) -> dict:
     """Map an official PosMLP ``state_dict`` (Zhicaiwww/PosMLP ``PosMLP``, GQPE or LRPE) onto an mmmixer classifier.
 
@@ -445,9 +418,7 @@ def convert_official_posmlp(state_dict: dict) -> dict:
     """
     sd = OFFICIAL.strip(state_dict)
     depths = OFFICIAL.depths(sd)
-    last = f'norm{len(depths) - 1}.'
     out = OFFICIAL.convert_keys(sd)
-    out = type(out)((k.replace('norm{last}.', last), v) for k, v in out.items())
 
     def first_block(i, name):
         return sd[f'levels.{i}.encoder.0.{name}']

@@ -28,10 +28,10 @@ from mmcv.cnn.bricks import DropPath
 from mmcv.cnn.bricks.transformer import AdaptivePadding
 from mmengine.model import ModuleList
 
+from mmmixer.checkpoint import OfficialConverter
 from mmmixer.registry import MODELS
 from .base import MixerBackbone
-from mmmixer.checkpoint import OfficialConverter
-from ..layers.strip_mixing import CGSMM, GRN, LSMM, pointwise_conv, window_starts  # noqa: F401
+from ..layers.strip_mixing import CGSMM, GRN, LSMM, pointwise_conv
 
 __all__ = ['StripMLP', 'StripMLPBlock', 'convert_official_stripmlp']
 
@@ -146,18 +146,15 @@ class StripMLPStage(nn.Module):
 @MODELS.register_module()
 class StripMLP(MixerBackbone):
     """Strip-MLP backbone: `Strip-MLP: Efficient Token Interaction for Vision MLP
-    <https://arxiv.org/abs/2307.11458>`_ (ICCV 2023).
+    <https://arxiv.org/abs/2307.11458>`_ (ICCV 2023; official code: Med-Process/Strip_MLP, ``models/strip_mlp.py``).
 
     A 4x4/stride-4 conv stem without norm, four stages of :class:`StripMLPBlock` at strides 4/8/16/32 joined by
-    2x2/stride-2 convs without norm, and three cross-stage shortcuts (grouped 2x2/stride-2 convs, each input
-    channel giving two outputs): ``shortcut_1to2`` [``conv_s1_28``] carries the stage-1 input to the stage-2
-    input, ``shortcut_1to3`` [``conv_s1_14``] carries that result on to the stage-3 input, and ``shortcut_2to3``
-    [``conv_s2_14``] carries the stage-2 input (before its shortcut is added) to the stage-3 input (stages
-    numbered from 0). BatchNorm everywhere except the LayerNorm of the channel mixing; official head order
-    BatchNorm2d -> spatial mean -> Linear. Modified from the official implementation (Med-Process/Strip_MLP
-    ``models/strip_mlp.py``): any input size (below), output norms for dense prediction, drop path and GRN width
-    as parameters, module names readable (``convert_official_stripmlp`` and
-    ``tools/model_converters/stripmlp_to_mmmixer.py`` map official checkpoints).
+    2x2/stride-2 convs without norm, three cross-stage shortcuts (grouped 2x2/stride-2 convs): ``shortcut_1to2``
+    [``conv_s1_28``] carries the stage-1 input to the stage-2 input, ``shortcut_1to3`` [``conv_s1_14``] carries
+    that result on to the stage-3 input, ``shortcut_2to3`` [``conv_s2_14``] carries the stage-2 input to the
+    stage-3 input (stages numbered from 0), and BatchNorm2d output norms ``norm{i}`` (``norm3`` is the official final
+    norm). Differences from the official model, the training resolution, any input size and its cost analysis:
+    docs/families.md, "Strip-MLP". Official checkpoints are converted on load (:func:`convert_official_stripmlp`).
 
     Presets (official yamls ``configs/smlp_*_alpha3_patch4_224_imagenet1k.yaml``; params with a 1000-class head:
     18,243,920 / 24,903,920 / 42,568,600 / 57,216,480):
@@ -171,94 +168,41 @@ class StripMLP(MixerBackbone):
     base (b)               112          [2, 2, 18, 2]    4 / 4 / 4 / 4
     =====================  ===========  ===============  ===============================
 
-    **Training resolution.** ``img_size`` fixes the strip length of stage i, ``L_i = img_size / patch_size / 2**i``
-    (56/28/14/7 at 224), and with it the only resolution-dependent weights (docs/papers.md, "Strip-MLP"): per block,
-    ``cgsmm.row_mix``/``cgsmm.col_mix`` (official ``proj_h``/``proj_w``, (G*L, L, 1, 3) + (G*L,)) and the position
-    tables ``cgsmm.row_pos``/``cgsmm.col_pos`` (official ``relate_pos_{h,w}``, (2L + 1, C/2)). The model keeps
-    these shapes at every input size, so a checkpoint trained at ``img_size`` loads with ``strict=True`` into a
-    model used for detection or segmentation at any size: no weight is resized, skipped or left random.
-
-    **Any input size** (H, W >= 32, non-square, not multiples of 32 or 224). Input and odd maps are zero-padded
-    bottom/right before the stem and every stride-2 conv, so stage maps are ceil(H/4), ceil(H/8), ceil(H/16),
-    ceil(H/32) (the official code floors; both agree on multiples of 32). Only the CGSMM strip MLPs need the
-    trained length. Strategy (:class:`~mmmixer.models.layers.strip_mixing.CGSMM`): at a stage map of exactly L x L the official computation runs
-    unchanged, so at ``img_size`` the classifier is the official model. Elsewhere each strip MLP runs on windows
-    of L tokens along its own mixing axis (the fewest windows that cover it, evenly overlapping, averaged; one
-    zero-padded window for an axis shorter than L) while the 3-strip neighbourhood runs over the whole other axis,
-    and the position term is averaged over the 2-D window grid (exact by linearity). Why this strategy:
-
-    * Faithful: every token is mixed by the trained L x L strip weights over a trained-length strip with the
-      trained position map, as in MLP-DINO's detection setup (the official module on overlapping L x L windows),
-      without its seams across the non-mixed axis. Resampling the strip weights to the runtime length instead
-      stretches the learned token-to-token pattern (a 3-token band at L = 56 becomes 16 tokens wide at 304) and
-      the position table, i.e. it changes what the pretrained layer computes.
-    * Cheap (linear in pixels). Analytic MACs (conv/linear only; this count gives the official 2.52 / 3.65 /
-      6.80 / 9.18 G at 224): a block costs ``9C^2 + 3CL + 79C`` per token (C = block channels), of which ``3CL``
-      are the two strip MLPs (Strip-MLP-T: 17% / 5% / 1.4% / 0.4% of a block in stages 1-4). Windowing multiplies
-      only the strip MLPs, by ``n*L/S < 1 + L/S`` for an axis of S tokens covered by ``n = ceil(S/L)`` windows.
-      At 800 x 1216 (Strip-MLP-T maps 200x304, 100x152, 50x76, 25x38) that is 1.12 (columns) and 1.105 (rows) in
-      every stage, so the backbone costs 70.69 G + 0.43% = 71.0 GMACs, against 70.77 G for its 224-px cost
-      (3.65 G) scaled by pixels; at 512 x 512, +1.2%. The position term adds one window of strip MLP per block
-      and batch plus an accumulation over the window grid (about ``1.24 * C/2`` additions per token): negligible.
-      Extra memory: the stacked windows, ``n*L/S`` of a C/2-channel map per strip MLP (kept for backward like
-      any conv input), and the position map (C/2 x H x W, no batch dimension). For comparison, resampled strip
-      weights cost ``1.5 * C * (H + W)`` per token instead of ``3CL``: +61% MACs in stage 1 and +13% for the whole
-      Strip-MLP-T at 800 x 1216, growing with the image side (total ~ pixels^1.5); MLP-DINO's 2-D windows repeat
-      the strip MLPs *and* the CGSMM ``fuse_h``/BN/GELU by ``(n_h L/H)(n_w L/W)`` (1.24 here; +2.1% in total)
-      and stitch the windows by repeated concatenation. Wall time and peak memory are not measured here.
-
     Args:
         arch (str | dict): preset name (table above; also 'light-tiny', 'T*') or a dict with exactly the keys
             ``embed_dims`` (int: stage i has ``embed_dims * 2**i`` channels) and ``depths`` (4 ints). Default 'tiny'.
         img_size (int): training resolution (square, as official), a multiple of ``8 * patch_size``; fixes the
-            strip lengths. Default 224 (official).
-        in_channels (int): input channels. Default 3.
+            strip lengths ``img_size / patch_size / 2**i`` of the CGSMM weights. Default 224 (official).
         patch_size (int): stem conv kernel and stride. Default 4 (official).
         channel_patches (str | int | Sequence[int]): CGSMM channel "patches" per stage. ``'auto'`` is the official
             rule (2 if the stage's channels % 80 == 0 else 4; needed to load official weights); an int or four ints
-            override it (MLP-DINO uses 2 everywhere). Default 'auto'.
+            override it. Default 'auto'.
         mlp_ratio (float): channel-mixing expansion (paper's alpha); the GRN width follows it. Default 3 (official).
         drop_path_rate (float): stochastic depth. Default 0.1 (official).
-        drop_path_mode (str): ``'uniform'``: every block uses ``drop_path_rate`` (official: ``BasicBlock`` hard-codes
-            0.1 whatever the config says, so ``drop_path_rate=0.1, drop_path_mode='uniform'`` is the official
-            setting); ``'linear'``: increases linearly from 0 to ``drop_path_rate`` over all blocks
-            (mmpretrain/Swin convention). Default 'uniform'.
-        out_indices (int | Sequence[int]): stages to return; negative values count from the end. Default -1.
-        frozen_stages (int): -1 freezes nothing, 0 the stem, k the stem and the first k stages (mmdet ResNet
-            semantics) with the shortcuts feeding them and their output norms; frozen parts stay in eval mode.
-            Default -1.
-        norm_eval (bool): keep all BatchNorm layers in eval mode (frozen running statistics) during training; the
-            usual choice for detection with small per-GPU batches. Default False.
-        with_cp (bool): gradient checkpointing per block (``use_reentrant=False``). The recomputation updates BN
-            running statistics a second time per step (as for any checkpointed BN network); combine with
-            ``norm_eval=True`` if that matters. Default False.
-        gap_before_final_norm (bool): True (classification, our ImageNet configs): the returned stage is
-            BN-normalised per position and then averaged over the map, (B, C), exactly the official head order
-            BatchNorm2d -> mean (in eval mode BN and the mean commute; in training BN uses per-position batch
-            statistics as official). False (dense prediction): the normalised map, (B, C, H, W). Default False (as
-            every mmmixer backbone).
-        norm_cfg (dict): config of every BatchNorm layer (e.g. ``dict(type='SyncBN')`` for detection). Default
-            ``dict(type='BN')`` (official ``nn.BatchNorm2d``).
+        drop_path_mode (str): ``'uniform'``: every block uses ``drop_path_rate`` (the official setting);
+            ``'linear'``: increases linearly from 0 to ``drop_path_rate`` over all blocks. Default 'uniform'.
+        with_cp (bool): gradient checkpointing per block (``use_reentrant=False``); the recomputation updates BN
+            running statistics a second time per step (combine with ``norm_eval=True`` if that matters). Default
+            False.
+        norm_cfg (dict): config of every BatchNorm layer (e.g. ``dict(type='SyncBN')``). Default ``dict(type='BN')``
+            (official).
         act_cfg (dict): activation. Default ``dict(type='GELU')`` (official).
-        pretrained (str, optional): deprecated, ``init_cfg=dict(type='Pretrained', checkpoint=pretrained)``.
-        init_cfg (dict | list[dict], optional): initialisation. Default None: PyTorch's default init of every
-            layer, trunc_normal(std=0.02) position tables and zero GRN (the official model has no
-            ``_init_weights``). A ``Pretrained`` entry accepts our checkpoints and the official release files
-            (converted on load).
+        init_cfg (dict | list[dict], optional): default ``default_init_cfg`` = None: PyTorch's default init,
+            trunc_normal(std=0.02) position tables and zero GRN (the official model has no ``_init_weights``).
+        in_channels, out_indices, frozen_stages, norm_eval, gap_before_final_norm, pretrained: shared, see
+            :class:`~mmmixer.models.backbones.base.MixerBackbone` (defaults 3, -1, -1, False, False, None);
+            ``frozen_stages`` also freezes the shortcuts feeding frozen stages, and ``gap_before_final_norm=True``
+            is the official head order BatchNorm2d -> mean.
 
-    Output norms: ``norm{i}`` (BatchNorm2d) for each stage in ``out_indices``; ``norm3`` is the official final
-    ``norm``. Official checkpoints have no norms for stages 0-2: a dense model returning them gets fresh
-    BatchNorm layers (weight 1, bias 0, running mean 0, var 1 = identity in eval mode), the only weights that do
-    not come from the checkpoint.
-
-    Returns (forward):
-        tuple[Tensor]: one tensor per ``out_indices`` entry, (B, C_i) or (B, C_i, H_i, W_i).
+    Shapes:
+        input (B, in_channels, H, W) with H, W >= 32; output one tensor per ``out_indices`` entry,
+        (B, C_i, ceil(H/2**(i+2)), ceil(W/2**(i+2))), or (B, C_i) with ``gap_before_final_norm``.
 
     Raises:
-        ValueError: unknown arch, custom arch with wrong keys or not 4 stages, ``img_size`` not a multiple of
-            ``8 * patch_size``, channel patches that do not divide a stage's C/2, unknown ``drop_path_mode``,
-            ``out_indices``/``frozen_stages`` out of range, and at forward time an input that is not
-            (B, in_channels, H >= 32, W >= 32).
+        ValueError: the shared argument errors (:class:`~mmmixer.models.backbones.base.MixerBackbone`), a custom
+            arch without 4 stages or an int ``embed_dims``, ``img_size`` not a multiple of ``8 * patch_size``,
+            channel patches that do not divide a stage's C/2, unknown ``drop_path_mode``, and at forward time an
+            input that is not (B, in_channels, H >= 32, W >= 32).
     """
     _arch_fields = ('embed_dims', 'depths', 'img_size', 'channel_patches', 'in_channels')
     arch_zoo = {
@@ -268,6 +212,8 @@ class StripMLP(MixerBackbone):
         **dict.fromkeys(['b', 'base'], {'embed_dims': 112, 'depths': [2, 2, 18, 2]}),
     }
     out_norm_layout = 'channels_first'  # BatchNorm2d output norms, pooled after the norm (official head order)
+    #: None: PyTorch's default init of every layer (the official model has no ``_init_weights``)
+    default_init_cfg = None
 
     def __init__(self,
                  arch: Union[str, dict] = 'tiny',
@@ -286,9 +232,10 @@ class StripMLP(MixerBackbone):
                  norm_cfg: dict = dict(type='BN'),
                  act_cfg: dict = dict(type='GELU'),
                  pretrained: Optional[str] = None,
-                 init_cfg: Optional[Union[dict, list]] = None):
-        super().__init__(arch, in_channels, out_indices, frozen_stages, norm_eval, gap_before_final_norm,
-                         init_cfg, pretrained)
+                 init_cfg: Optional[Union[dict, list]] = default_init_cfg):
+        super().__init__(arch=arch, in_channels=in_channels, out_indices=out_indices, frozen_stages=frozen_stages,
+                         norm_eval=norm_eval, gap_before_final_norm=gap_before_final_norm, init_cfg=init_cfg,
+                         pretrained=pretrained)
         if self.num_stages != 4 or not isinstance(self.arch_settings['embed_dims'], int):
             raise ValueError(f'StripMLP: a custom arch needs an int embed_dims and 4 depths (the cross-stage '
                              f'shortcuts are defined for 4 stages), got {self.arch_settings}.')
@@ -378,10 +325,6 @@ class StripMLP(MixerBackbone):
         shortcut = re.match(r'shortcut_\dto(\d)\.', name)
         return sum(self.depths[:int(shortcut.group(1))]) if shortcut else None
 
-    @classmethod
-    def convert_official(cls, state_dict: dict) -> dict:
-        return convert_official_stripmlp(state_dict)
-
 
 _BN = r'(weight|bias|running_mean|running_var|num_batches_tracked)'
 _BLOCK = r'blocks([1-4])\.(\d+)\.'
@@ -436,6 +379,7 @@ OFFICIAL = StripMLP.official = OfficialConverter(
     container_help='an official Strip-MLP checkpoint stores its weights under "model".')
 
 
+@OFFICIAL.converts
 def convert_official_stripmlp(state_dict: dict) -> dict:
     """Map an official Strip-MLP ``state_dict`` (Med-Process/Strip_MLP ``StripMLPNet``, or MLP-DINO's backbone
     with its ``proh_w`` spelling) onto an mmmixer classifier.

@@ -1,22 +1,18 @@
 """Swin + MS-MLP hybrid backbone: Swin Transformer stages whose blocks are window attention or Mix-Shift blocks.
 
 The MS-MLP paper (Zheng et al., "Mixing and Shifting: Exploiting Global and Local Dependencies in Vision MLPs",
-arXiv 2202.06510) states in its abstract that combining MS-MLP with Swin Transformer improves Swin-T/S/B (e.g.
-+0.5% ImageNet-1K top-1 for Swin-B). How the hybrid is built is NOT available to us: the official repository
-(JegZheng/MS-MLP @ a10d34d) has no hybrid code and the paper's table and text could not be read
-(docs/papers.md, "Swin + MS-MLP hybrid"). This module therefore makes the block layout a per-stage *pattern*, ships
-a few named layouts and documents the one we chose as default (:class:`SwinMSMLP`).
+arXiv 2202.06510) states in its abstract that combining MS-MLP with Swin Transformer improves Swin-T/S/B; how the
+hybrid is built is not available (no code in JegZheng/MS-MLP @ a10d34d), so the block layout is a per-stage
+*pattern* and the named layouts are our design (docs/families.md, "Swin + MS-MLP hybrid").
 
 Everything Swin comes from mmpretrain 1.2.0 (``mmpretrain.models.backbones.swin_transformer.SwinBlock``, which
 holds ``ShiftWindowMSA``) and mmcv (``PatchEmbed``, ``PatchMerging``), laid out with exactly the module names of
 mmpretrain's ``SwinTransformer`` (``patch_embed``, ``stages.{i}.blocks.{j}``, ``stages.{i}.downsample``,
 ``norm{i}``), so an mmpretrain Swin checkpoint initialises the patch embedding, the attention blocks and the
-merging layers (``init_cfg=dict(type='Pretrained', ...)``, :func:`load_swin_pretrained`). The MS block is our :class:`~mmmixer.models.layers.MixShiftBlock`.
-
-mmpretrain is imported lazily, inside :class:`SwinMSMLP` (``import mmmixer.models`` stays free of mmpretrain,
-mmdet and mmseg); building a ``SwinMSMLP`` needs ``pip install mmpretrain``.
+merging layers (:func:`~mmmixer.checkpoint.swin.load_swin_pretrained`). The MS block is
+:class:`~mmmixer.models.layers.MixShiftBlock`. mmpretrain is imported lazily, inside :class:`SwinMSMLP`
+(``import mmmixer.models`` stays free of mmpretrain, mmdet and mmseg).
 """
-import copy
 from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
@@ -59,10 +55,6 @@ NAMED_PATTERNS = {
 }
 
 _MS_CFG_KEYS = {'shift_dist', 'mix_size', 'layer_scale_init_value', 'shift_mode', 'norm_cfg', 'act_cfg'}
-_DEFAULT_INIT = [
-    dict(type='TruncNormal', layer=['Linear'], std=.02, bias=0.),
-    dict(type='Constant', layer=['LayerNorm'], val=1., bias=0.)
-]
 
 
 def _import_swin_block():
@@ -140,18 +132,13 @@ class SwinMSMLP(MixerBackbone):
     """Swin Transformer with Mix-Shift blocks: a Swin + MS-MLP hybrid backbone.
 
     Combines `Swin Transformer <https://arxiv.org/abs/2103.14030>`_ (mmpretrain's implementation) with the
-    Mix-Shift block of `MS-MLP <https://arxiv.org/abs/2202.06510>`_. The macro layout is Swin's: 4x4/stride-4
-    patch embedding with LayerNorm, four stages at strides 4/8/16/32 joined by patch merging, LayerNorm output
-    norms ``norm{i}`` for the returned stages. Inside each stage every block is one of (pattern letters):
-
-    - ``'W'``: Swin block with window attention (mmpretrain ``SwinBlock``, shift 0),
-    - ``'S'``: Swin block with shifted-window attention (shift ``window_size // 2``),
-    - ``'M'``: MS block (:class:`~mmmixer.models.layers.MixShiftBlock`; MS-MLP's stage-``i`` kernel sizes
-      ``MSMLP.default_mix_size[i]`` and shifts (-2..2) unless ``ms_cfg`` says otherwise).
-
-    **The paper's hybrid layout is not available.** The MS-MLP abstract only says that MS-MLP combined with Swin
-    improves Swin-T/S/B (+0.5% top-1 for Swin-B); no code, table or text describing the construction could be
-    read (docs/papers.md, "Swin + MS-MLP hybrid"). The patterns below are our design, not the paper's:
+    Mix-Shift block of `MS-MLP <https://arxiv.org/abs/2202.06510>`_ (official code: JegZheng/MS-MLP, which has no
+    hybrid code). Swin's macro layout: 4x4/stride-4 patch embedding with LayerNorm, four stages at strides
+    4/8/16/32 joined by patch merging, LayerNorm output norms ``norm{i}``. Each block of a stage is one of
+    ``'W'`` (mmpretrain ``SwinBlock``, window attention), ``'S'`` (shifted-window attention) or ``'M'``
+    (:class:`~mmmixer.models.layers.MixShiftBlock`, MS-MLP's stage-``i`` kernel sizes and shifts unless ``ms_cfg``
+    says otherwise). The paper's hybrid layout is not available; the named patterns are our design, and why
+    'ms_shift' is the default is in docs/families.md, "Swin + MS-MLP hybrid".
 
     ============  =======================================================================================
     pattern       blocks of each stage
@@ -161,16 +148,8 @@ class SwinMSMLP(MixerBackbone):
     'ms_early'    stages 1-2 ``M M ...``, stages 3-4 Swin ``W S W S ...``.
     'ms_all'      ``M M ...`` everywhere (no attention; ablation end point).
     'swin'        ``W S W S ...``: plain Swin Transformer (same parameters and outputs as mmpretrain's
-                  ``SwinTransformer``; used to prove parity and as the baseline).
+                  ``SwinTransformer``).
     ============  =======================================================================================
-
-    Why 'ms_shift' is the default: (1) in Swin the only job of the shifted-window block is to connect
-    neighbouring windows; a MS block does exactly that (shifts of up to 2 tokens followed by depthwise kernels
-    up to 7x7 = the window size reach across every window border), so the hybrid keeps Swin's alternation
-    "local mixing inside windows / mixing across windows" with a cheaper cross-window step and no cyclic
-    shift or attention mask; (2) it changes every stage at every scale in the same way, so one rule serves
-    tiny/small/base; (3) all W-MSA blocks keep their Swin counterparts, so a Swin ImageNet checkpoint
-    initialises half of the blocks of every stage plus the embedding and merging layers.
 
     Presets (mmpretrain ``SwinTransformer.arch_zoo``):
 
@@ -182,71 +161,50 @@ class SwinMSMLP(MixerBackbone):
     base      128          [2, 2, 18, 2]    [4, 8, 16, 32]
     ========  ===========  ===============  ==================
 
-    Input sizes: any H, W >= 32. The patch embedding and the merging layers pad odd sizes bottom/right (mmcv
-    'corner' padding: stage maps ceil(H/4), ceil(H/8), ...; 97x131 gives 25x33, 13x17, 7x9, 4x5) and
-    ``ShiftWindowMSA`` pads each map to a multiple of the window and crops back. Maps smaller than the window
-    need ``pad_small_map=True`` (the default).
-
-    Pretrained Swin weights: ``init_cfg=dict(type='Pretrained', checkpoint=..., prefix='backbone.')`` with an
-    mmpretrain-format Swin checkpoint (e.g. the ones in mmpretrain's ``configs/swin_transformer/metafile.yml``)
-    goes through :func:`load_swin_pretrained`: the default initialisation is applied first (MS blocks are new),
-    then every Swin tensor is copied, the split into loaded / new / unused tensors is logged and kept in
-    ``self.pretrained_report``, and a missing or mis-shaped Swin tensor raises ``CheckpointLoadError``.
-
     Args:
         arch (str | dict): 'tiny' | 'small' | 'base' (also 't', 's', 'b'), or a dict with exactly the keys
             ``embed_dims`` (int, stage i has ``embed_dims * 2**i`` channels), ``depths`` and ``num_heads``
             (one entry per stage). Default 'tiny'.
-        block_pattern (str | Sequence[str]): a name from the table above, or one string per stage made of the
-            letters 'W', 'S', 'M' with one letter per block (length = the stage depth), e.g.
-            ``['WM', 'WM', 'WSWMWM', 'WS']``. Default 'ms_shift'.
-        in_channels (int): input channels. Default 3.
+        block_pattern (str | Sequence[str]): a name from the table above, or one string per stage of the letters
+            'W', 'S', 'M', one letter per block, e.g. ``['WM', 'WM', 'WSWMWM', 'WS']``. Default 'ms_shift'.
         patch_size (int): patch embedding kernel and stride. Default 4 (Swin).
         window_size (int): attention window. Default 7 (Swin-T/S/B at 224).
         mlp_ratio (float): hidden width of the FFN / channel MLP of both block types. Default 4 (Swin, MS-MLP).
         ms_cfg (dict, optional): settings of the MS blocks, keys among ``shift_dist`` (default (-2, -1, 0, 1,
-            2)), ``mix_size`` (one list of kernel sizes per stage; default ``MSMLP.default_mix_size``, the
-            official MS-MLP yaml), ``layer_scale_init_value`` (1e-6), ``shift_mode`` ('circular', the official
-            ``torch.roll``; 'zero' for dense prediction, see :class:`MixShiftBlock`), ``norm_cfg`` (LN eps 1e-6)
-            and ``act_cfg`` (GELU). Default None (all defaults).
-        pad_small_map (bool): mmpretrain ``ShiftWindowMSA`` semantics. True: maps smaller than the window are
-            padded and shifted-window blocks always shift (needed for maps < window, i.e. inputs below 7x32 =
-            224 px in stage 4). False: as the original Swin classifier, the shift is skipped when a map equals
-            the window (stage 4 at 224) and a smaller map raises ``ValueError``. Only matters for 'S' blocks
-            and small maps. Default True.
+            2)), ``mix_size`` (one list of kernel sizes per stage; default ``MSMLP.default_mix_size``),
+            ``layer_scale_init_value`` (1e-6), ``shift_mode`` ('circular'; 'zero' for dense prediction),
+            ``norm_cfg`` (LN eps 1e-6) and ``act_cfg`` (GELU). Default None (all defaults).
+        pad_small_map (bool): mmpretrain ``ShiftWindowMSA`` semantics: True pads maps smaller than the window and
+            always shifts; False skips the shift when a map equals the window and refuses smaller maps. Default
+            True.
         drop_rate (float): dropout after the patch embedding. Default 0.
-        drop_path_rate (float): stochastic depth, linearly increasing over all blocks (both types). Default
-            0.1 (mmpretrain ``SwinTransformer``); Swin's ImageNet recipe uses 0.2 / 0.3 / 0.5 for T / S / B.
-        out_indices (int | Sequence[int]): stages to return; negative values count from the end. Default -1.
-        frozen_stages (int): -1 freezes nothing, 0 the patch embedding, k the patch embedding and the first k
-            stages (each with its merging layer) plus their output norms (mmdet ResNet / mmdet Swin semantics);
-            frozen parts stay in eval mode. Default -1.
-        norm_eval (bool): keep BatchNorm layers (if any) in eval mode during training. Default False.
+        drop_path_rate (float): stochastic depth, linearly increasing over all blocks (both types). Default 0.1
+            (mmpretrain ``SwinTransformer``).
         with_cp (bool): gradient checkpointing per block (``use_reentrant=False``). Default False.
-        gap_before_final_norm (bool): True: each returned stage is average-pooled, then normalised, (B, C)
-            (MS-MLP / ConvNeXt head order). False: each returned stage is normalised per token and returned as
-            a map (B, C, H, W) -- mmpretrain Swin's output; its classifier adds a ``GlobalAveragePooling`` neck
-            (norm -> pool), which is what our ImageNet configs do so that the 'swin' pattern is exactly
-            mmpretrain's Swin classifier. Default False.
         norm_cfg (dict): norm of the patch embedding, the Swin blocks, the merging layers and the output norms.
             Default ``dict(type='LN')`` (mmpretrain Swin).
-        pretrained (str, optional): deprecated, ``init_cfg=dict(type='Pretrained', checkpoint=pretrained)``.
-        init_cfg (dict | list[dict], optional): default truncated normal (std 0.02, bias 0) for Linear and
-            ones/zeros for LayerNorm (official Swin and MS-MLP ``_init_weights``), truncated normal (std 0.02)
-            for the relative position bias tables (mmpretrain ``WindowMSA.init_weights``), PyTorch default for
-            convs. A ``Pretrained`` entry loads through :func:`load_swin_pretrained` (see above).
+        init_cfg (dict | list[dict], optional): default ``default_init_cfg``: truncated normal (std 0.02, bias 0)
+            for Linear, ones/zeros for LayerNorm (official Swin and MS-MLP ``_init_weights``), truncated normal
+            (std 0.02) for the relative position bias tables (mmpretrain ``WindowMSA.init_weights``), PyTorch
+            default for convs. A ``Pretrained`` mmpretrain Swin checkpoint loads through :func:`load_swin_pretrained`
+            (MS blocks stay new; docs/families.md, "Swin + MS-MLP hybrid").
+        in_channels, out_indices, frozen_stages, norm_eval, gap_before_final_norm, pretrained: shared, see
+            :class:`~mmmixer.models.backbones.base.MixerBackbone` (defaults 3, -1, -1, False, False, None);
+            ``gap_before_final_norm=False`` with a ``GlobalAveragePooling`` neck is mmpretrain's Swin classifier.
 
-    Returns (forward):
-        tuple[Tensor]: one tensor per ``out_indices`` entry, (B, C_i) or (B, C_i, H_i, W_i).
+    Shapes:
+        input (B, in_channels, H, W) with H, W >= 32; output one tensor per ``out_indices`` entry,
+        (B, C_i, ceil(H/2**(i+2)), ceil(W/2**(i+2))), or (B, C_i) with ``gap_before_final_norm``.
 
     Raises:
-        ImportError: mmpretrain is not installed.
-        ValueError: unknown arch or pattern name, custom arch with wrong keys or lengths, ``num_heads`` that do
-            not divide the stage widths, ``window_size`` < 1, a pattern with the
-            wrong number of stages / blocks or an unknown letter, unknown ``ms_cfg`` keys, ``out_indices`` /
-            ``frozen_stages`` out of range, and at forward time an input that is not (B, in_channels, H >= 32,
-            W >= 32) or (with ``pad_small_map=False``) makes an attention stage's map smaller than the window.
+        ImportError: mmpretrain is not installed (a pattern with attention blocks).
+        ValueError: the shared argument errors (:class:`~mmmixer.models.backbones.base.MixerBackbone`), unknown
+            pattern name, ``num_heads`` that do not divide the stage widths, ``window_size`` < 1, a pattern with the
+            wrong number of stages / blocks or an unknown letter, unknown ``ms_cfg`` keys, and at forward time an
+            input that is not (B, in_channels, H >= 32, W >= 32) or (with ``pad_small_map=False``) makes an
+            attention stage's map smaller than the window.
         TypeError: ``block_pattern`` is neither a str nor a sequence of str.
+        CheckpointLoadError: a ``Pretrained`` checkpoint that does not fit (:func:`load_swin_pretrained`).
     """
     _arch_fields = ('embed_dims', 'depths', 'num_heads', 'block_pattern', 'window_size', 'in_channels')
     arch_zoo = {
@@ -257,7 +215,11 @@ class SwinMSMLP(MixerBackbone):
     arch_keys = frozenset({'embed_dims', 'depths', 'num_heads'})
     stem_name = 'patch embedding'
     downsample_at_end = True  # Swin: stage i's merging layer runs after its blocks
-    default_init_cfg = _DEFAULT_INIT
+    #: official Swin and MS-MLP ``_init_weights``; the attention blocks add their bias-table init
+    default_init_cfg = [
+        dict(type='TruncNormal', layer=['Linear'], std=.02, bias=0.),
+        dict(type='Constant', layer=['LayerNorm'], val=1., bias=0.)
+    ]
     init_before_pretrained = True  # MS blocks left new by a Swin checkpoint get the MS-MLP init
     default_pattern = 'ms_shift'
 
@@ -279,9 +241,10 @@ class SwinMSMLP(MixerBackbone):
                  gap_before_final_norm: bool = False,
                  norm_cfg: dict = dict(type='LN'),
                  pretrained: Optional[str] = None,
-                 init_cfg: Optional[Union[dict, list]] = copy.deepcopy(_DEFAULT_INIT)):
-        super().__init__(arch, in_channels, out_indices, frozen_stages, norm_eval, gap_before_final_norm,
-                         copy.deepcopy(init_cfg), pretrained)
+                 init_cfg: Optional[Union[dict, list]] = default_init_cfg):
+        super().__init__(arch=arch, in_channels=in_channels, out_indices=out_indices, frozen_stages=frozen_stages,
+                         norm_eval=norm_eval, gap_before_final_norm=gap_before_final_norm, init_cfg=init_cfg,
+                         pretrained=pretrained)
         if isinstance(self.arch_settings['embed_dims'], (list, tuple)):
             raise ValueError(f'SwinMSMLP: arch embed_dims must be an int (stage i has embed_dims * 2**i channels), '
                              f'got {self.arch_settings["embed_dims"]}.')
@@ -439,13 +402,17 @@ class SwinMSMLP(MixerBackbone):
 
     def _may_be_new(self, key: str) -> bool:
         """MS blocks (a Swin checkpoint has attention there) and output norms."""
-        ms = tuple(f'stages.{i}.blocks.{j}.' for i, p in enumerate(self.block_pattern)
-                   for j, kind in enumerate(p) if kind == 'M')
-        return key.startswith(ms) or super()._may_be_new(key)
+        return key.startswith(self._ms_block_prefixes()) or super()._may_be_new(key)
 
     def _may_be_unused(self, key: str) -> bool:
-        """A Swin checkpoint's shifted-window blocks where this pattern has MS blocks, deeper stages: reported."""
-        return True
+        """A checkpoint's blocks where this pattern has MS blocks (a Swin checkpoint has attention there) and other
+        output norms; any other unused tensor (e.g. blocks or stages this arch lacks) is a mismatch."""
+        return key.startswith(self._ms_block_prefixes()) or super()._may_be_unused(key)
+
+    def _ms_block_prefixes(self) -> Tuple[str, ...]:
+        """``'stages.{i}.blocks.{j}.'`` of every MS block of the pattern."""
+        return tuple(f'stages.{i}.blocks.{j}.' for i, p in enumerate(self.block_pattern)
+                     for j, kind in enumerate(p) if kind == 'M')
 
     def _raise_pretrained_mismatch(self, name: str, plan, problems: List[str]) -> None:
         """The base error (:class:`~mmmixer.checkpoint.CheckpointLoadError` listing ``problems``) with the Swin hints:
