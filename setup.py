@@ -70,5 +70,11 @@ if __name__ == '__main__':
             tests=['pytest', 'scikit-learn'],
             # tools/analysis_tools (erf.py, vis_featmap.py, plot_benchmark.py) and mmpretrain's vis_cam.py;
             # grad-cam pulls opencv-python: next to opencv-python-headless prefer requirements/analysis.txt (--no-deps)
-            analysis=['grad-cam==1.4.8', 'ttach', 'matplotlib', 'scikit-learn']),
+            analysis=['grad-cam==1.4.8', 'ttach', 'matplotlib', 'scikit-learn'],
+            # mmmixer backbones in mmpose / mmaction2 configs. These pins alone do not install on this stack:
+            # mmpose declares chumpy (fails to build) and opencv-python, mmaction2 opencv-contrib-python, the
+            # xtcocotools wheels need numpy 1, and mmaction2 1.2.0 ships without localizers/drn. Use
+            # requirements/pose_action.txt (--no-deps, xtcocotools from source) as tools/setup_env.sh does.
+            pose=['mmpose==1.3.2', 'xtcocotools>=1.12', 'json_tricks', 'munkres'],
+            action=['mmaction2==1.2.0', 'decord>=0.4.1', 'einops']),
         zip_safe=False)
