@@ -21,7 +21,7 @@ FAMILY_FILES = sorted(p for p in glob.glob(osp.join(FAMILY_DIR, '*.py'))
                       if osp.basename(p) not in ('__init__.py', 'base.py'))
 #: shared arguments of ``MixerBackbone.__init__`` and the default every family gives them
 SHARED_DEFAULTS = dict(arch='tiny', in_channels=3, out_indices=-1, frozen_stages=-1, norm_eval=False,
-                       gap_before_final_norm=False, pretrained=None)
+                       gap_before_final_norm=False, pretrained=None, return_tuple=True)
 #: small archs to build each family cheaply
 SMALL = dict(MSMLP=dict(arch=dict(embed_dims=32, depths=[1, 1, 1, 1])),
              PosMLP=dict(arch=dict(embed_dims=32, depths=[1, 1, 1, 1]), window_size=4),

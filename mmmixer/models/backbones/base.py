@@ -54,6 +54,10 @@ class MixerBackbone(CheckpointHooks, BaseModule):
         gap_before_final_norm (bool): False: each returned stage is a normalised map (B, C, H, W) for dense heads.
             True: classification output (B, C), pooled before or after the norm as ``out_norm_layout`` says; refused
             with several ``out_indices``. Default False.
+        return_tuple (bool): True: :meth:`forward` returns a tuple, one tensor per ``out_indices`` entry (the
+            mmpretrain / mmdet / mmseg convention). False: with exactly one ``out_indices`` entry it returns that
+            tensor, as mmaction2's own backbones do and its ``Recognizer2D`` heads expect (README "Swap into your
+            project"). Default True.
         pretrained (str, optional): deprecated (as in mmdet / mmseg backbones): ``init_cfg=dict(type='Pretrained',
             checkpoint=pretrained)``. mmseg's ``EncoderDecoder`` passes its ``model.pretrained`` here. Default None.
         init_cfg (dict | list[dict], optional): initialisation (deep-copied); a ``Pretrained`` entry is handled by
@@ -62,13 +66,17 @@ class MixerBackbone(CheckpointHooks, BaseModule):
 
     Raises:
         ValueError: unknown arch, custom arch with wrong keys, ``out_indices`` / ``frozen_stages`` out of range,
-            ``gap_before_final_norm=True`` with several ``out_indices``, ``pretrained`` together with an
-            ``init_cfg`` ``Pretrained`` entry.
+            ``gap_before_final_norm=True`` with several ``out_indices``, ``return_tuple=False`` with several
+            ``out_indices``, ``pretrained`` together with an ``init_cfg`` ``Pretrained`` entry.
         TypeError: a ``pretrained`` that is not a str.
 
     A ``Pretrained`` checkpoint that is a local path and does not exist is reported as a warning at build time (the
     model must still build for inference tools that load a full checkpoint later) and raises ``FileNotFoundError`` in
     :meth:`init_weights`; our ``tools/train.py`` checks it before the Runner starts.
+
+    Stage widths and strides are stated without running the model: :meth:`arch_feature_info` (class method, from an
+    arch name or dict), and on an instance :attr:`feature_info` (every stage) and :attr:`out_channels` (the returned
+    stages), in the spirit of timm's ``feature_info``.
     """
     arch_zoo: Dict[str, dict] = {}
     arch_keys: FrozenSet[str] = frozenset({'embed_dims', 'depths'})
@@ -86,7 +94,8 @@ class MixerBackbone(CheckpointHooks, BaseModule):
                  norm_eval: bool,
                  gap_before_final_norm: bool,
                  init_cfg: Optional[Union[dict, list]],
-                 pretrained: Optional[str] = None):
+                 pretrained: Optional[str] = None,
+                 return_tuple: bool = True):
         name = type(self).__name__
         init_cfg = pretrained_to_init_cfg(pretrained, copy.deepcopy(init_cfg), name)
         check_local_pretrained(init_cfg, self)
@@ -94,12 +103,7 @@ class MixerBackbone(CheckpointHooks, BaseModule):
         self.arch_settings = parse_arch(arch, self.arch_zoo, set(self.arch_keys), name, set(self.arch_optional_keys))
         self.depths = [int(d) for d in self.arch_settings['depths']]
         self.num_stages = len(self.depths)
-        dims = self.arch_settings['embed_dims']
-        self.embed_dims = [int(dims) * 2**i for i in range(self.num_stages)] \
-            if isinstance(dims, int) else [int(d) for d in dims]
-        if len(self.embed_dims) != self.num_stages:
-            raise ValueError(f'{name}: arch embed_dims {dims} must be an int or give one width per stage '
-                             f'({self.num_stages} stages from depths {self.depths}).')
+        self.embed_dims = self._stage_widths(self.arch_settings)
         self.in_channels = in_channels
         self.out_indices = normalize_out_indices(out_indices, self.num_stages, name)
         if not -1 <= frozen_stages <= self.num_stages:
@@ -111,10 +115,65 @@ class MixerBackbone(CheckpointHooks, BaseModule):
                 f'{self.out_indices} asks for several stages, which dense heads (FPN, UperNet, ...) need as maps; '
                 'accepted: gap_before_final_norm=False for dense prediction (the default), or one stage (e.g. '
                 'out_indices=-1) for classification.')
+        if not return_tuple and len(self.out_indices) != 1:
+            raise ValueError(
+                f'{name}: return_tuple=False returns one tensor, so out_indices must name exactly one stage, got '
+                f'{self.out_indices}; accepted: return_tuple=True (a tuple, one tensor per stage) or one stage, '
+                'e.g. out_indices=(3,).')
+        self.return_tuple = bool(return_tuple)
         self.frozen_stages = frozen_stages
         self.norm_eval = norm_eval
         self.gap_before_final_norm = gap_before_final_norm
         self.pretrained_report = None
+
+    # -------------------------------------------------------------------------------------------- stage widths
+    @classmethod
+    def _stage_widths(cls, arch_settings: dict) -> List[int]:
+        """Per-stage widths from parsed arch settings (an int ``embed_dims`` doubles at every stage)."""
+        dims, num_stages = arch_settings['embed_dims'], len(arch_settings['depths'])
+        widths = [int(dims) * 2**i for i in range(num_stages)] if isinstance(dims, int) else [int(d) for d in dims]
+        if len(widths) != num_stages:
+            raise ValueError(f'{cls.__name__}: arch embed_dims {dims} must be an int or give one width per stage '
+                             f'({num_stages} stages from depths {list(arch_settings["depths"])}).')
+        return widths
+
+    @classmethod
+    def arch_feature_info(cls, arch: Union[str, dict] = 'tiny', patch_size: Optional[int] = None) -> List[dict]:
+        """Width and stride of every stage of an arch, without building the model.
+
+        Args:
+            arch (str | dict): preset name of ``arch_zoo`` or a custom arch dict, as the ``arch`` argument.
+                Default 'tiny'.
+            patch_size (int, optional): the stem stride; None: the family's default ``patch_size`` argument (4 in
+                every family).
+
+        Returns:
+            list[dict]: one dict per stage i, ``{'stage': i, 'num_chs': C_i, 'reduction': stride in pixels,
+            'module': 'stages.i'}`` (timm's ``feature_info`` keys), e.g. MS-MLP-T: 96/192/384/768 channels at
+            strides 4/8/16/32.
+
+        Raises:
+            ValueError: unknown arch name or a custom arch with wrong keys (same errors as building the model).
+        """
+        import inspect
+        settings = parse_arch(arch, cls.arch_zoo, set(cls.arch_keys), cls.__name__, set(cls.arch_optional_keys))
+        if patch_size is None:
+            param = inspect.signature(cls.__init__).parameters.get('patch_size')
+            patch_size = param.default if param is not None else 4
+        return [dict(stage=i, num_chs=c, reduction=int(patch_size) * 2**i, module=f'stages.{i}')
+                for i, c in enumerate(cls._stage_widths(settings))]
+
+    @property
+    def feature_info(self) -> List[dict]:
+        """Every stage's ``{'stage', 'num_chs', 'reduction', 'module'}`` (see :meth:`arch_feature_info`)."""
+        stride = self.total_stride // 2**(self.num_stages - 1) if hasattr(self, 'total_stride') else 4
+        return [dict(stage=i, num_chs=c, reduction=stride * 2**i, module=f'stages.{i}')
+                for i, c in enumerate(self.embed_dims)]
+
+    @property
+    def out_channels(self) -> tuple:
+        """Widths of the tensors :meth:`forward` returns, one per ``out_indices`` entry, e.g. (96, 192, 384, 768)."""
+        return tuple(self.embed_dims[i] for i in self.out_indices)
 
     # ------------------------------------------------------------------------------------------------- building
     def _drop_path_rates(self, rate: float, mode: str = 'linear') -> List[List[float]]:
@@ -156,9 +215,9 @@ class MixerBackbone(CheckpointHooks, BaseModule):
             return norm(x.mean(dim=(2, 3)))
         return norm(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2).contiguous()
 
-    def forward(self, x: torch.Tensor) -> tuple:
+    def forward(self, x: torch.Tensor) -> Union[tuple, torch.Tensor]:
         """(B, in_channels, H, W) -> tuple with one tensor per ``out_indices`` entry: (B, C_i, H_i, W_i), or (B, C_i)
-        with ``gap_before_final_norm``.
+        with ``gap_before_final_norm``; with ``return_tuple=False`` the one tensor itself.
 
         Raises:
             TypeError / ValueError: the input is not a floating-point (B, in_channels, H, W) tensor with H, W >=
@@ -170,7 +229,7 @@ class MixerBackbone(CheckpointHooks, BaseModule):
             x = self.forward_stage(i, x, cache)
             if i in self.out_indices:
                 outs.append(self.forward_output(i, x))
-        return tuple(outs)
+        return tuple(outs) if self.return_tuple else outs[0]
 
     # ------------------------------------------------------------------------------- freezing and train mode
     def _frozen_modules(self) -> List[nn.Module]:

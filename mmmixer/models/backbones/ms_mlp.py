@@ -89,8 +89,9 @@ class MSMLP(MixerBackbone):
         norm_cfg (dict): LayerNorm config (channels-last). Default ``dict(type='LN', eps=1e-6)`` (official).
         init_cfg (dict | list[dict], optional): default ``default_init_cfg``: truncated normal (std 0.02) for
             Linear, ones/zeros for LayerNorm, PyTorch default for convs (official ``_init_weights``).
-        in_channels, out_indices, frozen_stages, norm_eval, gap_before_final_norm, pretrained: shared, see
-            :class:`~mmmixer.models.backbones.base.MixerBackbone` (defaults 3, -1, -1, False, False, None).
+        in_channels, out_indices, frozen_stages, norm_eval, gap_before_final_norm, pretrained, return_tuple:
+            shared, see :class:`~mmmixer.models.backbones.base.MixerBackbone` (defaults 3, -1, -1, False, False, None,
+            True).
 
     Shapes:
         input (B, in_channels, H, W) with H, W >= 32; output one tensor per ``out_indices`` entry,
@@ -129,12 +130,13 @@ class MSMLP(MixerBackbone):
                  norm_eval: bool = False,
                  with_cp: bool = False,
                  gap_before_final_norm: bool = False,
+                 return_tuple: bool = True,
                  norm_cfg: dict = dict(type='LN', eps=1e-6),
                  pretrained: Optional[str] = None,
                  init_cfg: Optional[Union[dict, list]] = default_init_cfg):
         super().__init__(arch=arch, in_channels=in_channels, out_indices=out_indices, frozen_stages=frozen_stages,
                          norm_eval=norm_eval, gap_before_final_norm=gap_before_final_norm, init_cfg=init_cfg,
-                         pretrained=pretrained)
+                         pretrained=pretrained, return_tuple=return_tuple)
         mix_size = [list(m) for m in (mix_size or self.default_mix_size)]
         if len(mix_size) != self.num_stages:
             raise ValueError(f'MSMLP: mix_size needs one row per stage ({self.num_stages}), got '

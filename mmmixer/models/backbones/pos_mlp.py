@@ -239,8 +239,9 @@ class PosMLP(MixerBackbone):
         init_cfg (dict | list[dict], optional): default ``default_init_cfg`` (official ``_init_weights``): truncated
             normal (std 0.02) for Linear and Conv2d with zero bias, ones/zeros for LayerNorm and BatchNorm; the
             positional parameters keep their constructor init.
-        in_channels, out_indices, frozen_stages, norm_eval, gap_before_final_norm, pretrained: shared, see
-            :class:`~mmmixer.models.backbones.base.MixerBackbone` (defaults 3, -1, -1, False, False, None).
+        in_channels, out_indices, frozen_stages, norm_eval, gap_before_final_norm, pretrained, return_tuple:
+            shared, see :class:`~mmmixer.models.backbones.base.MixerBackbone` (defaults 3, -1, -1, False, False, None,
+            True).
             ``gap_before_final_norm=False`` is the official order (norm, then the classifier's pooling neck).
 
     Shapes:
@@ -285,6 +286,7 @@ class PosMLP(MixerBackbone):
                  norm_eval: bool = False,
                  with_cp: bool = False,
                  gap_before_final_norm: bool = False,
+                 return_tuple: bool = True,
                  stem_norm_cfg: dict = dict(type='BN', eps=1e-6),
                  norm_cfg: dict = dict(type='LN', eps=1e-6),
                  act_cfg: dict = dict(type='GELU'),
@@ -292,7 +294,7 @@ class PosMLP(MixerBackbone):
                  init_cfg: Optional[Union[dict, list]] = default_init_cfg):
         super().__init__(arch=arch, in_channels=in_channels, out_indices=out_indices, frozen_stages=frozen_stages,
                          norm_eval=norm_eval, gap_before_final_norm=gap_before_final_norm, init_cfg=init_cfg,
-                         pretrained=pretrained)
+                         pretrained=pretrained, return_tuple=return_tuple)
         self.gammas = [int(g) for g in self.arch_settings.get('gammas', self._official['gammas'])]
         self.mlp_ratios = list(self.arch_settings.get('mlp_ratios', self._official['mlp_ratios']))
         for name, values in (('gammas', self.gammas), ('mlp_ratios', self.mlp_ratios)):

@@ -189,8 +189,9 @@ class StripMLP(MixerBackbone):
         act_cfg (dict): activation. Default ``dict(type='GELU')`` (official).
         init_cfg (dict | list[dict], optional): default ``default_init_cfg`` = None: PyTorch's default init,
             trunc_normal(std=0.02) position tables and zero GRN (the official model has no ``_init_weights``).
-        in_channels, out_indices, frozen_stages, norm_eval, gap_before_final_norm, pretrained: shared, see
-            :class:`~mmmixer.models.backbones.base.MixerBackbone` (defaults 3, -1, -1, False, False, None);
+        in_channels, out_indices, frozen_stages, norm_eval, gap_before_final_norm, pretrained, return_tuple:
+            shared, see :class:`~mmmixer.models.backbones.base.MixerBackbone` (defaults 3, -1, -1, False, False, None,
+            True);
             ``frozen_stages`` also freezes the shortcuts feeding frozen stages, and ``gap_before_final_norm=True``
             is the official head order BatchNorm2d -> mean.
 
@@ -229,13 +230,14 @@ class StripMLP(MixerBackbone):
                  norm_eval: bool = False,
                  with_cp: bool = False,
                  gap_before_final_norm: bool = False,
+                 return_tuple: bool = True,
                  norm_cfg: dict = dict(type='BN'),
                  act_cfg: dict = dict(type='GELU'),
                  pretrained: Optional[str] = None,
                  init_cfg: Optional[Union[dict, list]] = default_init_cfg):
         super().__init__(arch=arch, in_channels=in_channels, out_indices=out_indices, frozen_stages=frozen_stages,
                          norm_eval=norm_eval, gap_before_final_norm=gap_before_final_norm, init_cfg=init_cfg,
-                         pretrained=pretrained)
+                         pretrained=pretrained, return_tuple=return_tuple)
         if self.num_stages != 4 or not isinstance(self.arch_settings['embed_dims'], int):
             raise ValueError(f'StripMLP: a custom arch needs an int embed_dims and 4 depths (the cross-stage '
                              f'shortcuts are defined for 4 stages), got {self.arch_settings}.')

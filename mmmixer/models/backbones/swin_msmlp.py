@@ -188,8 +188,9 @@ class SwinMSMLP(MixerBackbone):
             (std 0.02) for the relative position bias tables (mmpretrain ``WindowMSA.init_weights``), PyTorch
             default for convs. A ``Pretrained`` mmpretrain Swin checkpoint loads through :func:`load_swin_pretrained`
             (MS blocks stay new; docs/families.md, "Swin + MS-MLP hybrid").
-        in_channels, out_indices, frozen_stages, norm_eval, gap_before_final_norm, pretrained: shared, see
-            :class:`~mmmixer.models.backbones.base.MixerBackbone` (defaults 3, -1, -1, False, False, None);
+        in_channels, out_indices, frozen_stages, norm_eval, gap_before_final_norm, pretrained, return_tuple:
+            shared, see :class:`~mmmixer.models.backbones.base.MixerBackbone` (defaults 3, -1, -1, False, False, None,
+            True);
             ``gap_before_final_norm=False`` with a ``GlobalAveragePooling`` neck is mmpretrain's Swin classifier.
 
     Shapes:
@@ -239,12 +240,13 @@ class SwinMSMLP(MixerBackbone):
                  norm_eval: bool = False,
                  with_cp: bool = False,
                  gap_before_final_norm: bool = False,
+                 return_tuple: bool = True,
                  norm_cfg: dict = dict(type='LN'),
                  pretrained: Optional[str] = None,
                  init_cfg: Optional[Union[dict, list]] = default_init_cfg):
         super().__init__(arch=arch, in_channels=in_channels, out_indices=out_indices, frozen_stages=frozen_stages,
                          norm_eval=norm_eval, gap_before_final_norm=gap_before_final_norm, init_cfg=init_cfg,
-                         pretrained=pretrained)
+                         pretrained=pretrained, return_tuple=return_tuple)
         if isinstance(self.arch_settings['embed_dims'], (list, tuple)):
             raise ValueError(f'SwinMSMLP: arch embed_dims must be an int (stage i has embed_dims * 2**i channels), '
                              f'got {self.arch_settings["embed_dims"]}.')
