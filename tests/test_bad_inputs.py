@@ -23,6 +23,7 @@ from helpers_mmmixer import REPO, config_path  # noqa: E402
 from mmmixer.models import MSMLP, PosMLP, StripMLP, SwinMSMLP  # noqa: E402
 import mmmixer.checkpoint as checkpoint_lib  # noqa: E402
 from mmmixer.checkpoint import CheckpointLoadError  # noqa: E402
+from mmmixer.swap import SwapError, swap_backbone, verify_swap  # noqa: E402
 
 DOC = osp.join(REPO, 'docs', 'bad_inputs.md')
 DEMO = 'msmlp-nano_1xb64-40e_digits.py'
@@ -87,6 +88,21 @@ def _truncated(ctx):
     with open(ctx.path('truncated.pth'), 'wb') as f:
         f.write(data[:len(data) // 2])
     return ctx.path('truncated.pth')
+
+
+def _swap_downstream(ctx):
+    """A downstream config file of our own (a digits classifier), so no downstream codebase config is loaded."""
+    return config_path(DEMO)
+
+
+def _wrong_width_config(ctx):
+    path = ctx.path('wrong_width.py')
+    with open(path, 'w') as f:
+        f.write("_base_ = 'mmdet::retinanet/retinanet_r50_fpn_1x_coco.py'\n"
+                "custom_imports = dict(imports=['mmmixer.models'], allow_failed_imports=False)\n"
+                f"model = dict(backbone=dict(_delete_=True, type='mmmixer.MSMLP', arch={MS_TINY!r}, "
+                "out_indices=(1, 2, 3)), neck=dict(in_channels=[40, 128, 160], start_level=0))\n")
+    return path
 
 
 class _OpenPayload:
@@ -222,6 +238,9 @@ CASES = [
     Case('out-indices-range', 'StripMLP', '`out_indices=(0, 4)` (4 stages)',
          lambda c: StripMLP(arch=STRIP_TINY, img_size=64, out_indices=(0, 4)), ValueError,
          ('out_indices entry 4', 'accepted: 0..3 or -4..-1')),
+    Case('return-tuple-several', 'MSMLP', '`return_tuple=False, out_indices=(1, 3)`',
+         lambda c: MSMLP(arch=MS_TINY, return_tuple=False, out_indices=(1, 3)), ValueError,
+         ('return_tuple=False returns one tensor', 'got (1, 3)', 'accepted: return_tuple=True')),
     Case('out-indices-empty', 'SwinMSMLP', '`out_indices=[]`',
          lambda c: SwinMSMLP(arch=SWIN_TINY, out_indices=[]), ValueError,
          ('out_indices must not be empty', 'got []', 'accepted: stage indices 0..3')),
@@ -407,6 +426,18 @@ CASES = [
     Case('test-out-suffix', 'tools/test.py', '`--out results.json`',
          lambda c: c.run_test_tool('none', '--out', 'results.json'), SystemExit,
          ("--out 'results.json'", 'must name a .pkl or .pickle file')),
+    Case('swap-unknown-preset', 'swap_backbone', "BACKBONE `'resnet-tiny'`",
+         lambda c: swap_backbone(_swap_downstream(c), 'resnet-tiny'), SwapError,
+         ("backbone 'resnet-tiny'", 'accepted: a preset <family>-<size>', 'msmlp-tiny')),
+    Case('swap-unknown-size', 'swap_backbone', "BACKBONE `'msmlp-huge'`",
+         lambda c: swap_backbone(_swap_downstream(c), 'msmlp-huge'), SwapError,
+         ("arch 'huge' is unknown", "accepted: ['b', 'base'")),
+    Case('swap-missing-downstream', 'swap_backbone', 'DOWNSTREAM file that does not exist',
+         lambda c: swap_backbone(c.path('my_detector.py'), 'msmlp-tiny'), SwapError,
+         ("my_detector.py' does not exist", "'pkg::rel/path.py'")),
+    Case('swap-wrong-width', 'verify_swap', 'hand-written RetinaNet config with `neck.in_channels[1]=128` for an 80-channel stage',
+         lambda c: verify_swap(_wrong_width_config(c), input_size=(64, 64), log=lambda line: None), SwapError,
+         ('neck.in_channels[1] = 128', 'output 1, stage 2) has 80 channels', 'set neck.in_channels[1] = 80')),
     Case('digits-size', 'digits_to_imagenet.py', '`--size 4` (the scans are 8x8)',
          lambda c: _tool('mmmixer_tools_digits', 'tools/dataset_converters/digits_to_imagenet.py').main(
              [c.path('d'), '--size', '4']), ValueError, ('size must be >= 8', 'got 4')),

@@ -133,7 +133,10 @@ def make_digits_coco(root: str, num_train: int = 400, num_val: int = 80, canvas:
 
     Layout as COCO 2017: ``root/{train2017,val2017}/<id>.jpg`` and ``root/annotations/instances_{train,val}2017.json``
     with categories ``'0'..'9'`` (ids 1..10), ``bbox`` [x, y, w, h] (pixels) and ``segmentation`` as compressed
-    RLE, all derived from the strokes of the pasted scans (no synthetic shapes). Train canvases use only the
+    RLE, all derived from the strokes of the pasted scans (no synthetic shapes). ``root/annotations/classes.txt``
+    lists the class names one per line: a file path is how ``--cfg-options`` can set them
+    (``train_dataloader.dataset.metainfo.classes=<root>/annotations/classes.txt``; mmengine reads a str metainfo
+    value as a file, while a list of names such as ``('0', '1')`` would be parsed into ints). Train canvases use only the
     classifier's train scans and val canvases only its val scans (:func:`make_digits_folder` split, same seed), so
     a classifier backbone transferred to this set has not seen the val digits.
 
@@ -154,11 +157,17 @@ def make_digits_coco(root: str, num_train: int = 400, num_val: int = 80, canvas:
     info_file = osp.join(root, 'annotations', 'info.json')
     wanted, info = _existing_info(info_file, overwrite, num_train=num_train, num_val=num_val, canvas=canvas,
                                   digit_size=list(digit_size), max_digits=max_digits, seed=seed)
+    classes_file = osp.join(root, 'annotations', 'classes.txt')
     if info is not None:
+        if not osp.isfile(classes_file):  # sets written before the file existed
+            with open(classes_file, 'w') as f:
+                f.write('\n'.join(CLASSES) + '\n')
         return info
     scans, labels, split = _digit_split(seed, 0.2)
     rng = np.random.default_rng(seed)
     os.makedirs(osp.join(root, 'annotations'), exist_ok=True)
+    with open(classes_file, 'w') as f:
+        f.write('\n'.join(CLASSES) + '\n')
     counts = {}
     for name, num in (('train', num_train), ('val', num_val)):
         os.makedirs(osp.join(root, f'{name}2017'), exist_ok=True)
