@@ -186,12 +186,16 @@ def parse_backbone(backbone: Union[str, dict]) -> Tuple[dict, Optional[str]]:
 
 # ------------------------------------------------------------------------------------- our recipe configs
 def _config_root() -> str:
-    """Our configs: ``mmmixer/.mim/configs`` of an installed package, else the checkout's ``configs``."""
+    """Our configs: the checkout's ``configs`` when mmmixer runs from a source tree (the copy in ``.mim`` may be
+    stale there), else ``mmmixer/.mim/configs`` of the installed package."""
     import mmmixer
     pkg = osp.dirname(mmmixer.__file__)
-    for root in (osp.join(pkg, '.mim', 'configs'), osp.join(osp.dirname(pkg), 'configs')):
-        if osp.isdir(root):
-            return root
+    checkout = osp.dirname(pkg)
+    if osp.isfile(osp.join(checkout, 'setup.py')) and osp.isdir(osp.join(checkout, 'configs', 'msmlp')):
+        return osp.join(checkout, 'configs')
+    root = osp.join(pkg, '.mim', 'configs')
+    if osp.isdir(root):
+        return root
     raise SwapError(f'mmmixer configs not found next to {pkg} (.mim/configs or ../configs): reinstall mmmixer')
 
 
