@@ -208,7 +208,8 @@ def verify_swap(cfg: Union[str, 'Config'],  # noqa: F821
     Args:
         cfg (str | Config): a config path (e.g. the file written by ``swap_backbone``) or a loaded ``Config``.
         input_size (Sequence[int], optional): (H, W) of the synthetic images in pixels; None: the config's
-            test-time size (:func:`input_size_of`).
+            test-time size (:func:`input_size_of`). mmseg: also the size the data preprocessor pads training
+            batches to (its ``size``), so the training step runs on this size too.
         batch_size (int): synthetic images (mmaction2: videos) per batch. Default 2.
         device (str): where to run. Default 'cpu'.
         log (callable): receives the report lines. Default ``print``.
@@ -234,11 +235,14 @@ def verify_swap(cfg: Union[str, 'Config'],  # noqa: F821
     model_cfg = copy.deepcopy(cfg.model)
     if cfg.get('data_preprocessor') is not None:  # mmpretrain keeps it at the top level; the Runner moves it
         model_cfg.setdefault('data_preprocessor', copy.deepcopy(cfg.data_preprocessor))
+    hw, segs = input_size_of(cfg)
+    if input_size is not None:
+        hw = (int(input_size[0]), int(input_size[1]))
+    preprocessor = model_cfg.get('data_preprocessor')
+    if scope == 'mmseg' and isinstance(preprocessor, dict) and preprocessor.get('size'):
+        preprocessor['size'] = hw  # mmseg pads training batches to this size: train on the checked input size
     with DefaultScope.overwrite_default_scope(scope):
         model = MODELS.build(model_cfg).to(device)
-        hw, segs = input_size_of(cfg)
-        if input_size is not None:
-            hw = (int(input_size[0]), int(input_size[1]))
         gen = torch.Generator().manual_seed(0)
         maker = _BATCHES[scope]
         batch = maker(model_cfg, hw, batch_size, gen, segs) if scope == 'mmaction' else \
