@@ -1,5 +1,6 @@
-"""Check a swapped config: build the model in its codebase's scope, compare every declared width with the backbone's
-real outputs, then run one training step and one predict step on a synthetic batch shaped by the config.
+"""Check a swapped config: build the model in its codebase's scope and initialise it, compare every declared width
+with the backbone's real outputs, then run one training step and one predict step on a synthetic batch shaped by the
+config.
 
 The synthetic batches are the smallest valid input of each codebase's model (its data samples with ground truth
 that lies inside the image); the input size is the config's test-time size (mmdet ``Resize`` scale, mmseg crop size,
@@ -198,6 +199,23 @@ def _finite(value) -> bool:
     return all(math.isfinite(float(v)) for v in torch.as_tensor(value).detach().flatten())
 
 
+def _init_weights(model) -> None:
+    """``model.init_weights()`` as the Runner calls it before training (the heads' prior-probability biases, our
+    backbone's initialisation, its ``Pretrained`` checkpoint), without mmengine's per-parameter INFO lines."""
+    import logging
+    from mmengine.logging import MMLogger
+    logger = MMLogger.get_current_instance()
+    level = logger.level
+    logger.setLevel(max(level, logging.WARNING))
+    try:
+        model.init_weights()
+    except (OSError, RuntimeError, ValueError, KeyError) as exc:  # e.g. a checkpoint that is missing or does not fit
+        raise SwapError(f'model.init_weights() failed ({type(exc).__name__}: {exc}); check the backbone\'s '
+                        'init_cfg (--checkpoint)') from exc
+    finally:
+        logger.setLevel(level)
+
+
 def verify_swap(cfg: Union[str, 'Config'],  # noqa: F821
                 input_size: Optional[Sequence[int]] = None,
                 batch_size: int = 2,
@@ -208,7 +226,8 @@ def verify_swap(cfg: Union[str, 'Config'],  # noqa: F821
     Args:
         cfg (str | Config): a config path (e.g. the file written by ``swap_backbone``) or a loaded ``Config``.
         input_size (Sequence[int], optional): (H, W) of the synthetic images in pixels; None: the config's
-            test-time size (:func:`input_size_of`).
+            test-time size (:func:`input_size_of`). mmseg: also the size the data preprocessor pads training
+            batches to (its ``size``), so the training step runs on this size too.
         batch_size (int): synthetic images (mmaction2: videos) per batch. Default 2.
         device (str): where to run. Default 'cpu'.
         log (callable): receives the report lines. Default ``print``.
@@ -234,11 +253,16 @@ def verify_swap(cfg: Union[str, 'Config'],  # noqa: F821
     model_cfg = copy.deepcopy(cfg.model)
     if cfg.get('data_preprocessor') is not None:  # mmpretrain keeps it at the top level; the Runner moves it
         model_cfg.setdefault('data_preprocessor', copy.deepcopy(cfg.data_preprocessor))
+    hw, segs = input_size_of(cfg)
+    if input_size is not None:
+        hw = (int(input_size[0]), int(input_size[1]))
+    preprocessor = model_cfg.get('data_preprocessor')
+    if scope == 'mmseg' and isinstance(preprocessor, dict) and preprocessor.get('size'):
+        preprocessor['size'] = hw  # mmseg pads training batches to this size: train on the checked input size
     with DefaultScope.overwrite_default_scope(scope):
-        model = MODELS.build(model_cfg).to(device)
-        hw, segs = input_size_of(cfg)
-        if input_size is not None:
-            hw = (int(input_size[0]), int(input_size[1]))
+        model = MODELS.build(model_cfg)
+        _init_weights(model)
+        model = model.to(device)
         gen = torch.Generator().manual_seed(0)
         maker = _BATCHES[scope]
         batch = maker(model_cfg, hw, batch_size, gen, segs) if scope == 'mmaction' else \
