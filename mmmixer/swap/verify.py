@@ -216,6 +216,15 @@ def _init_weights(model) -> None:
         logger.setLevel(level)
 
 
+def _step(name: str, func, *args):
+    """Run the backbone / a training / a predict step; a failure becomes one SwapError line (cause chained)."""
+    try:
+        return func(*args)
+    except Exception as exc:  # any error of the downstream model: one message for the command line
+        raise SwapError(f'the {name} step failed ({type(exc).__name__}: {exc}); verify_swap() in Python shows the '
+                        'traceback') from exc
+
+
 def verify_swap(cfg: Union[str, 'Config'],  # noqa: F821
                 input_size: Optional[Sequence[int]] = None,
                 batch_size: int = 2,
@@ -237,8 +246,8 @@ def verify_swap(cfg: Union[str, 'Config'],  # noqa: F821
 
     Raises:
         SwapError: a config key declares a width the backbone output it reads does not have (the message names the
-            key, the declared and the real width and the stage), a codebase this check does not know, a
-            non-finite loss, or a predict step that returns nothing.
+            key, the declared and the real width and the stage), a codebase this check does not know, a failing
+            ``init_weights`` / training / predict step, a non-finite loss, or a predict step that returns nothing.
     """
     import torch
     from mmengine.config import Config
@@ -276,7 +285,7 @@ def verify_swap(cfg: Union[str, 'Config'],  # noqa: F821
         if scope == 'mmaction':
             inputs = inputs.view((-1, ) + tuple(inputs.shape[2:]))
         with torch.no_grad():
-            outs = model.backbone(inputs)
+            outs = _step('backbone', model.backbone, inputs)
         outs = outs if isinstance(outs, (tuple, list)) else (outs, )
         report.outputs = [tuple(o.shape) for o in outs]
         out_indices = list(getattr(model.backbone, 'out_indices', range(len(outs))))
@@ -306,14 +315,14 @@ def verify_swap(cfg: Union[str, 'Config'],  # noqa: F821
         # one training step (the model's own train_step: preprocess, loss, backward, SGD update), one predict step
         model.train()
         optim = OptimWrapper(torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=1e-5))
-        log_vars = model.train_step(copy.deepcopy(batch), optim)
+        log_vars = _step('training', model.train_step, copy.deepcopy(batch), optim)
         report.losses = {k: float(torch.as_tensor(v).detach()) for k, v in log_vars.items()}
         bad = {k: v for k, v in report.losses.items() if not math.isfinite(v)}
         if bad or not report.losses:
             raise SwapError(f'the training step gave non-finite or no losses: {report.losses}')
         model.eval()
         with torch.no_grad():
-            preds = model.test_step(copy.deepcopy(batch))
+            preds = _step('predict', model.test_step, copy.deepcopy(batch))
         report.num_predictions = len(preds)
         if report.num_predictions != batch_size:
             raise SwapError(f'the predict step returned {report.num_predictions} results for {batch_size} inputs')

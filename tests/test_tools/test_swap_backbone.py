@@ -233,6 +233,19 @@ def test_verify_only_names_a_wrong_auxiliary_head_width(tool, tmp_path, capsys, 
     assert 'decode_head' not in stderr
 
 
+def test_a_failing_step_is_one_error_line(tool, tmp_path, capsys):
+    """The hybrid with Swin's pad_small_map=False refuses a 64 px input: one 'swap_backbone: error:' line, no
+    traceback; the same config at 224 px passes (so the test can fail)."""
+    swin = dict(_delete_=True, type='mmmixer.SwinMSMLP', arch=FAMILIES['swin_msmlp'][1], out_indices=(3, ),
+                pad_small_map=False)
+    path = _hand_written(tmp_path, 'cls_swin.py', RESNET_CLS, dict(backbone=swin, head=dict(in_channels=160)))
+    rc, stdout, stderr = run_tool(tool, capsys, '--verify-only', path, '--input-size', SMALL, SMALL)
+    assert rc == 1 and stderr.startswith('swap_backbone: error: the backbone step failed'), stderr[-2000:]
+    assert 'Traceback' not in stderr and len(stderr.strip().splitlines()) == 1
+    rc, stdout, stderr = run_tool(tool, capsys, '--verify-only', path, '--input-size', '224', '224')
+    assert rc == 0 and 'verify: OK' in stdout, stderr[-3000:]
+
+
 # ----------------------------------------------------------------------------------------- the delta alone
 def test_preset_gives_the_paper_widths_without_building_our_model(tool, tmp_path, capsys, monkeypatch):
     from mmmixer.models.backbones.ms_mlp import MSMLP
