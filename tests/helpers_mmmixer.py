@@ -62,6 +62,15 @@ def subprocess_env(**extra):
 
 DIGIT_CLASSES = tuple(str(i) for i in range(10))
 
+# Tiny custom archs, one per family, for downstream swaps (4 stages; PosMLP needs gammas dividing its small gated
+# widths, SwinMSMLP two blocks per stage for its window-attention + MS-block pattern): family -> (type, arch).
+TINY_FAMILIES = {
+    'msmlp': ('mmmixer.MSMLP', dict(embed_dims=20, depths=[1, 1, 1, 1])),
+    'posmlp': ('mmmixer.PosMLP', dict(embed_dims=16, depths=[1, 1, 1, 1], gammas=[2, 2, 2, 2])),
+    'stripmlp': ('mmmixer.StripMLP', dict(embed_dims=16, depths=[1, 1, 1, 1])),
+    'swin_msmlp': ('mmmixer.SwinMSMLP', dict(embed_dims=20, depths=[2, 2, 2, 2], num_heads=[1, 2, 4, 4])),
+}
+
 
 def _scale_sizes(node, factor):
     """Divide every image size in a pipeline (scale, scales, crop_size) by ``factor``, recursively."""

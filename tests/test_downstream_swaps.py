@@ -24,14 +24,8 @@ import torch
 from mmengine.config import Config
 from mmengine.registry import MODELS, DefaultScope
 
-# Tiny custom archs (4 stages; PosMLP needs gammas dividing its small gated widths, SwinMSMLP two blocks per stage
-# for its window-attention + MS-block pattern).
-FAMILIES = {
-    'msmlp': ('mmmixer.MSMLP', dict(embed_dims=20, depths=[1, 1, 1, 1])),
-    'posmlp': ('mmmixer.PosMLP', dict(embed_dims=16, depths=[1, 1, 1, 1], gammas=[2, 2, 2, 2])),
-    'stripmlp': ('mmmixer.StripMLP', dict(embed_dims=16, depths=[1, 1, 1, 1])),
-    'swin_msmlp': ('mmmixer.SwinMSMLP', dict(embed_dims=20, depths=[2, 2, 2, 2], num_heads=[1, 2, 4, 4])),
-}
+from helpers_mmmixer import TINY_FAMILIES as FAMILIES
+
 
 SEM_FPN = 'mmseg::sem_fpn/fpn_r50_4xb4-160k_ade20k-512x512.py'
 FASTER_RCNN = 'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py'

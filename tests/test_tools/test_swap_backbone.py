@@ -20,16 +20,9 @@ import pytest
 from mmengine.config import Config
 
 from helpers_mmmixer import REPO, subprocess_env
+from helpers_mmmixer import TINY_FAMILIES as FAMILIES
 
 TOOL = osp.join(REPO, 'tools', 'misc', 'swap_backbone.py')
-
-# Tiny custom archs, one per family (as in tests/test_downstream_swaps.py).
-FAMILIES = {
-    'msmlp': ('mmmixer.MSMLP', dict(embed_dims=20, depths=[1, 1, 1, 1])),
-    'posmlp': ('mmmixer.PosMLP', dict(embed_dims=16, depths=[1, 1, 1, 1], gammas=[2, 2, 2, 2])),
-    'stripmlp': ('mmmixer.StripMLP', dict(embed_dims=16, depths=[1, 1, 1, 1])),
-    'swin_msmlp': ('mmmixer.SwinMSMLP', dict(embed_dims=20, depths=[2, 2, 2, 2], num_heads=[1, 2, 4, 4])),
-}
 
 MASK_RCNN = 'mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py'
 RETINANET = 'mmdet::retinanet/retinanet_r50_fpn_1x_coco.py'
