@@ -188,8 +188,7 @@ def parse_backbone(backbone: Union[str, dict]) -> Tuple[dict, Optional[str]]:
 def _config_root() -> str:
     """Our configs: the checkout's ``configs`` when mmmixer runs from a source tree (the copy in ``.mim`` may be
     stale there), else ``mmmixer/.mim/configs`` of the installed package."""
-    import mmmixer
-    pkg = osp.dirname(mmmixer.__file__)
+    pkg = osp.dirname(osp.dirname(osp.abspath(__file__)))  # the mmmixer package folder
     checkout = osp.dirname(pkg)
     if osp.isfile(osp.join(checkout, 'setup.py')) and osp.isdir(osp.join(checkout, 'configs', 'msmlp')):
         return osp.join(checkout, 'configs')
