@@ -19,6 +19,15 @@ GOLDEN_FILES = tuple(
                                         'stripmlp_light_tiny', 'stripmlp_tiny', 'stripmlp_small', 'stripmlp_base')])
 
 
+def load_tool(path: str, name: str):
+    """Import a script (tools/..., not a package module) from its file path, as module ``name``."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def golden_dir():
     """Directory of the official-code golden data: ``$MMMIXER_GOLDEN`` if set, else ``tests/data/golden``."""
     return os.environ.get('MMMIXER_GOLDEN') or GOLDEN_DEFAULT
@@ -144,9 +153,7 @@ def short_digits_cfg(root, work_dir, name, extra_args=(), images=32, batch=8, ep
     path 0, no random crop offsets, seed 0; ``name`` is the experiment name (unique per Runner in a process)."""
     import importlib.util
     from mmengine.config import Config
-    spec = importlib.util.spec_from_file_location('mmmixer_train_tool', osp.join(REPO, 'tools', 'train.py'))
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = load_tool(osp.join(REPO, 'tools', 'train.py'), 'mmmixer_train_tool')
     args = tool.parse_args([config_path('msmlp-nano_1xb64-40e_digits.py'), '--work-dir', str(work_dir),
                             *extra_args])
     cfg = tool.merge_args(Config.fromfile(args.config), args)

@@ -5,7 +5,6 @@ the table quotes the messages the code gives today.
 Regenerate the table after changing a message: ``PYTHONPATH=. python tests/test_bad_inputs.py`` (prints the Markdown
 rows).
 """
-import importlib.util
 import math
 import os
 import os.path as osp
@@ -18,7 +17,7 @@ import pytest
 import torch
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from helpers_mmmixer import REPO, config_path  # noqa: E402
+from helpers_mmmixer import REPO, config_path, load_tool  # noqa: E402
 
 from mmmixer.models import MSMLP, PosMLP, StripMLP, SwinMSMLP  # noqa: E402
 import mmmixer.checkpoint as checkpoint_lib  # noqa: E402
@@ -34,10 +33,7 @@ SWIN_TINY = dict(embed_dims=20, depths=[2, 2, 2, 2], num_heads=[1, 2, 4, 4])
 
 
 def _tool(name, relpath):
-    spec = importlib.util.spec_from_file_location(name, osp.join(REPO, relpath))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool(osp.join(REPO, relpath), name)
 
 
 class Ctx:

@@ -194,11 +194,6 @@ _BATCHES = {'mmdet': _det_batch, 'mmseg': _seg_batch, 'mmpretrain': _cls_batch, 
 
 
 # ------------------------------------------------------------------------------------------------- verify
-def _finite(value) -> bool:
-    import torch
-    return all(math.isfinite(float(v)) for v in torch.as_tensor(value).detach().flatten())
-
-
 def _init_weights(model) -> None:
     """``model.init_weights()`` as the Runner calls it before training (the heads' prior-probability biases, our
     backbone's initialisation, its ``Pretrained`` checkpoint), without mmengine's per-parameter INFO lines."""

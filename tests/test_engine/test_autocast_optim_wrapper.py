@@ -1,5 +1,4 @@
 """--amp on a CPU machine: bfloat16 autocast through mmmixer.AutocastOptimWrapper."""
-import importlib.util
 import os.path as osp
 
 import pytest
@@ -8,14 +7,11 @@ from mmengine.config import Config
 from mmengine.optim import build_optim_wrapper
 from mmengine.registry import DefaultScope
 
-from helpers_mmmixer import REPO, config_path
+from helpers_mmmixer import REPO, config_path, load_tool
 
 
 def _train_tool():
-    spec = importlib.util.spec_from_file_location('mmmixer_train_tool', osp.join(REPO, 'tools', 'train.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool(osp.join(REPO, 'tools', 'train.py'), 'mmmixer_train_tool')
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason='checks the CPU path of --amp')

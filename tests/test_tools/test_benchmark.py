@@ -1,13 +1,12 @@
 """tools/analysis_tools/benchmark.py: models from configs with overrides, the report table and JSON, sections, clear
 errors (smoke tests on tiny archs with one call each; real measurements are taken by running the tool)."""
-import importlib.util
 import json
 import os.path as osp
 
 import pytest
 import torch
 
-from helpers_mmmixer import REPO
+from helpers_mmmixer import REPO, load_tool
 
 TOOL = osp.join(REPO, 'tools', 'analysis_tools', 'benchmark.py')
 STRIP = osp.join(REPO, 'configs', 'stripmlp', 'stripmlp-tiny_8xb128_in1k.py')
@@ -23,10 +22,7 @@ FAST = ['--size', '32', '--batch', '1', '--train-batch', '2', '--repeats', '1', 
 
 @pytest.fixture(scope='module')
 def bench():
-    spec = importlib.util.spec_from_file_location('mmmixer_benchmark_tool', TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool(TOOL, 'mmmixer_benchmark_tool')
 
 
 @pytest.fixture(autouse=True)

@@ -1,5 +1,4 @@
 """tools/dataset_converters/caltech101_split.py reproduces the official Strip-MLP Caltech-101 split procedure."""
-import importlib.util
 import os
 import os.path as osp
 import random
@@ -8,16 +7,14 @@ import sys
 
 import pytest
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+from helpers_mmmixer import REPO, load_tool
+
 TOOL = osp.join(REPO, 'tools', 'dataset_converters', 'caltech101_split.py')
 SIZES = {'accordion': 11, 'Faces_easy': 7, 'ant': 1, 'zebra': 23, 'BACKGROUND_Google': 5}
 
 
 def _load_tool():
-    spec = importlib.util.spec_from_file_location('caltech101_split', TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool(TOOL, 'caltech101_split')
 
 
 @pytest.fixture

@@ -1,7 +1,6 @@
 """tools/analysis_tools/erf.py: the ERF of models whose receptive field is known exactly, MS-MLP with and without
 its shifts, the area ratio, the whole tool on a nano config (figure, table, JSON, checkpoint column) and its
 errors on bad input."""
-import importlib.util
 import json
 import os.path as osp
 
@@ -10,7 +9,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from helpers_mmmixer import REPO
+from helpers_mmmixer import REPO, load_tool
 
 TOOL = osp.join(REPO, 'tools', 'analysis_tools', 'erf.py')
 NANO = osp.join(REPO, 'configs', 'demo', 'msmlp-nano_1xb64-40e_digits.py')
@@ -18,10 +17,7 @@ NANO = osp.join(REPO, 'configs', 'demo', 'msmlp-nano_1xb64-40e_digits.py')
 
 @pytest.fixture(scope='module')
 def erf():
-    spec = importlib.util.spec_from_file_location('mmmixer_erf_tool', TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool(TOOL, 'mmmixer_erf_tool')
 
 
 class ConvStack(nn.Module):

@@ -1,6 +1,5 @@
 """tools/analysis_tools/gpu_check.py: its CPU run (``--device cpu --quick``, every code path of the GPU run on tiny
 archs and inputs), its report, its errors, and the OpenCV placeholder."""
-import importlib.util
 import json
 import math
 import os.path as osp
@@ -10,16 +9,13 @@ import sys
 import pytest
 import torch
 
-from helpers_mmmixer import REPO, subprocess_env
+from helpers_mmmixer import REPO, subprocess_env, load_tool
 
 TOOL = osp.join(REPO, 'tools', 'analysis_tools', 'gpu_check.py')
 
 
 def _tool():
-    spec = importlib.util.spec_from_file_location('mmmixer_gpu_check', TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool(TOOL, 'mmmixer_gpu_check')
 
 
 @pytest.fixture(scope='module')

@@ -1,12 +1,11 @@
 """tools/analysis_tools/plot_benchmark.py on a JSON written by benchmark.py (one tiny timed model) and on
 hand-made rows with eager and compiled modes; its errors on files without timings."""
-import importlib.util
 import json
 import os.path as osp
 
 import pytest
 
-from helpers_mmmixer import REPO
+from helpers_mmmixer import REPO, load_tool
 
 TOOLS = osp.join(REPO, 'tools', 'analysis_tools')
 TINY_MSMLP = osp.join(REPO, 'configs', 'msmlp', 'msmlp-tiny_8xb128_in1k.py') + \
@@ -15,10 +14,7 @@ TINY_MSMLP = osp.join(REPO, 'configs', 'msmlp', 'msmlp-tiny_8xb128_in1k.py') + \
 
 
 def _load(name):
-    spec = importlib.util.spec_from_file_location(f'mmmixer_{name}_tool', osp.join(TOOLS, f'{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool(osp.join(TOOLS, f'{name}.py'), f'mmmixer_{name}_tool')
 
 
 @pytest.fixture(scope='module')

@@ -9,7 +9,6 @@ Speed (CI): tiny custom archs; the levels of a downstream's own backbone (ResNet
 the downstream config alone, so this module learns them once per config (``_probe_once_per_downstream``).
 """
 import ast
-import importlib.util
 import math
 import os.path as osp
 import shutil
@@ -19,7 +18,7 @@ import sys
 import pytest
 from mmengine.config import Config
 
-from helpers_mmmixer import REPO, subprocess_env
+from helpers_mmmixer import REPO, subprocess_env, load_tool
 from helpers_mmmixer import TINY_FAMILIES as FAMILIES
 
 TOOL = osp.join(REPO, 'tools', 'misc', 'swap_backbone.py')
@@ -66,10 +65,7 @@ MATRIX += [pytest.param('msmlp', 'yolov3', id='msmlp-yolov3'), pytest.param('pos
 
 @pytest.fixture(scope='module')
 def tool():
-    spec = importlib.util.spec_from_file_location('mmmixer_swap_backbone_tool', TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool(TOOL, 'mmmixer_swap_backbone_tool')
 
 
 @pytest.fixture(scope='module', autouse=True)

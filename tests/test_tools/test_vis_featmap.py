@@ -1,13 +1,12 @@
 """tools/analysis_tools/vis_featmap.py: the four stage outputs of a nano MS-MLP drawn with mmengine's
 ``Visualizer.draw_featmap`` into one image; errors on bad input."""
-import importlib.util
 import os.path as osp
 
 import mmcv
 import numpy as np
 import pytest
 
-from helpers_mmmixer import REPO
+from helpers_mmmixer import REPO, load_tool
 
 TOOL = osp.join(REPO, 'tools', 'analysis_tools', 'vis_featmap.py')
 NANO = osp.join(REPO, 'configs', 'demo', 'msmlp-nano_1xb64-40e_digits.py')
@@ -15,10 +14,7 @@ NANO = osp.join(REPO, 'configs', 'demo', 'msmlp-nano_1xb64-40e_digits.py')
 
 @pytest.fixture(scope='module')
 def tool():
-    spec = importlib.util.spec_from_file_location('mmmixer_vis_featmap_tool', TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool(TOOL, 'mmmixer_vis_featmap_tool')
 
 
 def test_four_stage_panels(tool, tmp_path):
